@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh clone: `make run` and `make test`.
+# Each creates .venv and installs the pinned dependencies (requirements.lock) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stage commands in dvc.yaml call `python`: put the venv first so they find the right one.
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: run test test-slow bench lint format lock clean
+
+run: $(VENV)/.installed
+	mnistnet check params.yaml
+	dvc repro
+
+test: $(VENV)/.installed-dev
+	pytest -m "not slow"
+
+test-slow: $(VENV)/.installed-dev
+	pytest -m slow
+
+bench: $(VENV)/.installed
+	python bench/bench_train.py
+
+lint: $(VENV)/.installed-dev
+	ruff check .
+	ruff format --check .
+
+format: $(VENV)/.installed-dev
+	ruff check --fix .
+	ruff format .
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+# Re-pin after changing dependencies in pyproject.toml: resolves into a scratch venv.
+lock:
+	rm -rf /tmp/mnistnet-lock && $(PYTHON) -m venv /tmp/mnistnet-lock
+	/tmp/mnistnet-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/mnistnet-lock/bin/pip freeze --exclude-editable | grep -v '^mnistnet' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis dvc_plots

@@ -1,0 +1,194 @@
+"""Training throughput against the matmul-only bound, a plain NumPy loop and PyTorch.
+
+Run with `make bench`. One epoch of 60,000 float32 samples at batch 128 (hidden 128), each
+variant timed over several epochs in this same process, best epoch reported:
+
+- matmul only: the five matrix products a step needs and nothing else (the floor);
+- mnistnet: ``train.Trainer`` with the default optimizer, as the train stage runs it;
+- plain NumPy: the same math written the obvious way (fancy-indexed batches, new arrays);
+- PyTorch: the same MLP, batch and optimizer on the CPU with the same thread count
+  (only when torch is installed; it is not a dependency: `pip install torch==2.13.0`).
+
+Also reports the cost of scoring a 5,000-image validation split, and the peak memory of the
+real train stage when `data/processed` exists (run `make run` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnistnet import model
+from mnistnet.train import Batches, TrainConfig, Trainer, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_epoch(run_epoch, repeats: int) -> float:
+    run_epoch()  # warm-up: page in buffers, spin up BLAS threads
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run_epoch()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def matmul_only(X, cfg, batch):
+    d, h, k = X.shape[1], cfg.hidden_size, 10
+    rng = np.random.default_rng(0)
+    W1, W2 = rng.standard_normal((d, h), np.float32), rng.standard_normal((h, k), np.float32)
+    H, P, dH = (
+        np.empty((batch, h), np.float32),
+        np.empty((batch, k), np.float32),
+        np.empty((batch, h), np.float32),
+    )
+    gW1, gW2 = np.empty_like(W1), np.empty_like(W2)
+
+    def epoch():
+        for start in range(0, len(X), batch):
+            xb = X[start : start + batch]
+            m = len(xb)
+            np.matmul(xb, W1, out=H[:m])
+            np.matmul(H[:m], W2, out=P[:m])
+            np.matmul(H[:m].T, P[:m], out=gW2)
+            np.matmul(P[:m], W2.T, out=dH[:m])
+            np.matmul(xb.T, dH[:m], out=gW1)
+
+    return epoch
+
+
+def mnistnet_trainer(X, y, cfg, batch):
+    rng = np.random.default_rng(0)
+    params = model.init_params(rng, X.shape[1], cfg.hidden_size, 10, cfg.init, dtype=np.float32)
+    trainer, batches = Trainer(params, cfg, batch), Batches(X, y, batch)
+
+    def epoch():
+        for xb, yb in batches.epoch(rng.permutation(len(X))):
+            trainer.step(xb, yb, cfg.lr * 0.5)
+
+    return epoch
+
+
+def plain_numpy(X, y, cfg, batch):
+    rng = np.random.default_rng(0)
+    params = model.init_params(rng, X.shape[1], cfg.hidden_size, 10, cfg.init, dtype=np.float32)
+    velocity = {k: np.zeros_like(v) for k, v in params.items()}
+
+    def epoch():
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch):
+            idx = order[start : start + batch]
+            _, grads = model.loss_and_grads(params, X[idx], y[idx])
+            for name in params:
+                g = grads[name] + cfg.weight_decay * params[name] * (params[name].ndim > 1)
+                velocity[name] = cfg.momentum * velocity[name] + g
+                params[name] = params[name] - cfg.lr * 0.5 * velocity[name]
+
+    return epoch
+
+
+def pytorch(X, y, cfg, batch, threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(X.shape[1], cfg.hidden_size),
+        torch.nn.ReLU(),
+        torch.nn.Linear(cfg.hidden_size, 10),
+    )
+    opt = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch():
+        order = torch.randperm(len(X))
+        for start in range(0, len(X), batch):
+            idx = order[start : start + batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(net(Xt[idx]), yt[idx]).backward()
+            opt.step()
+
+    return epoch
+
+
+def blas_threads() -> int:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1
+    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+
+
+def train_stage_peak_rss_mb() -> float | None:
+    """Run the real train stage on data/processed and return its peak resident memory."""
+    if not (ROOT / "data/processed/train.npz").exists():
+        return None
+    out = Path("/tmp/mnistnet-bench")
+    command = [
+        sys.executable, str(ROOT / "stages/train.py"), "--params", str(ROOT / "params.yaml"),
+        "--data", str(ROOT / "data/processed"), "--model", str(out / "model.npz"),
+        "--history", str(out / "history.csv"), "--metrics", str(out / "metrics.json"),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=60_000)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-stage", action="store_true", help="skip the peak-memory run")
+    args = parser.parse_args()
+
+    cfg = TrainConfig()  # the default recipe's optimizer, hidden size and dtype
+    rng = np.random.default_rng(0)
+    X = rng.random((args.samples, 784), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples).astype(np.uint8)
+    threads = blas_threads()
+    print(f"{args.samples} samples/epoch, batch {args.batch}, hidden {cfg.hidden_size}, "
+          f"float32, {cfg.optimizer}, BLAS threads {threads}; best of {args.repeats}")  # fmt: skip
+
+    variants = {
+        "matmul only (bound)": matmul_only(X, cfg, args.batch),
+        "mnistnet Trainer": mnistnet_trainer(X, y, cfg, args.batch),
+        "plain NumPy loop": plain_numpy(X, y, cfg, args.batch),
+        "PyTorch (CPU)": pytorch(X, y, cfg, args.batch, threads),
+    }
+    bound = None
+    print(f"{'variant':<22}{'s/epoch':>9}{'samples/s':>12}{'× bound':>9}")
+    for name, run_epoch in variants.items():
+        if run_epoch is None:
+            print(f"{name:<22}{'not installed':>30}")
+            continue
+        seconds = best_epoch(run_epoch, args.repeats)
+        bound = bound or seconds
+        print(f"{name:<22}{seconds:>9.3f}{args.samples / seconds:>12,.0f}{seconds / bound:>9.2f}")
+
+    params = model.init_params(rng, 784, cfg.hidden_size, 10)
+    Xv, yv = X[:5000], y[:5000]
+    val = best_epoch(lambda: evaluate(params, Xv, yv), args.repeats)
+    print(f"validation pass over 5,000 images: {val:.4f} s ({val / bound:.1%} of the bound epoch)")
+    if not args.skip_stage:
+        peak = train_stage_peak_rss_mb()
+        if peak is None:
+            print("train stage peak memory: run `make run` first (needs data/processed)")
+        else:
+            print(f"train stage peak memory (default params, real data): {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Saving and loading trained parameters as ``.npz`` (no pickle).
+
+The file holds ``W1`` (d, h), ``b1`` (h,), ``W2`` (h, k), ``b2`` (k,) and ``meta``, a JSON
+string with the hyperparameters that built it, so the network can be rebuilt and its origin
+read without the params file that trained it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from mnistnet.model import PARAM_NAMES, Params
+from mnistnet.storage import DataError, load_npz, save_npz
+
+FORMAT = "mnistnet-mlp/1"
+
+
+def save_model(path: str | os.PathLike, params: Params, train_config: object) -> None:
+    """Atomically write ``params`` and the dataclass ``train_config`` that produced them."""
+    meta = {"format": FORMAT, "train": dataclasses.asdict(train_config)}
+    arrays = {name: params[name] for name in PARAM_NAMES}
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    save_npz(path, arrays)
+
+
+def load_model(path: str | os.PathLike, input_size: int = 784) -> tuple[Params, dict]:
+    """Load and check a model file; returns (params, meta).
+
+    Raises ``DataError`` unless the four arrays have matching shapes ``(d, h), (h,), (h, k),
+    (k,)`` with ``d == input_size`` and one floating dtype.
+    """
+    fix = "Retrain it with: dvc repro train, or pass the path of a model this project saved"
+    schema = {"W1": (None, 2), "b1": (None, 1), "W2": (None, 2), "b2": (None, 1), "meta": (None, 0)}
+    arrays = load_npz(path, schema, fix)
+    meta_text = arrays.pop("meta")
+    try:
+        meta = json.loads(str(meta_text))
+    except ValueError as e:
+        raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DataError(f"{path}: not a {FORMAT} model file. {fix}")
+    W1, b1, W2, b2 = (arrays[name] for name in PARAM_NAMES)
+    d, h = W1.shape
+    k = W2.shape[1]
+    if d != input_size or b1.shape != (h,) or W2.shape[0] != h or b2.shape != (k,):
+        raise DataError(
+            f"{path}: layer shapes {W1.shape}, {b1.shape}, {W2.shape}, {b2.shape} do not form "
+            f"a {input_size}-h-k network. {fix}"
+        )
+    dtypes = {a.dtype for a in arrays.values()}
+    if len(dtypes) != 1 or not np.issubdtype(W1.dtype, np.floating):
+        raise DataError(f"{path}: parameters have dtypes {sorted(map(str, dtypes))}. {fix}")
+    if not all(np.isfinite(a).all() for a in arrays.values()):
+        raise DataError(f"{path}: parameters hold NaN or infinity. {fix}")
+    return arrays, meta

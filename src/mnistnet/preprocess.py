@@ -1,0 +1,109 @@
+"""Turn raw MNIST into training arrays: flatten, scale to [0, 1], one-hot, validation split.
+
+Pure array functions plus the loader for the raw file; ``normalize`` is the one place pixels
+are scaled, shared by anything that feeds images to the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnistnet.config import ConfigError, require
+from mnistnet.storage import DataError, load_npz
+
+NUM_CLASSES = 10
+IMAGE_SIDE = 28
+RAW_SCHEMA = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
+              "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    val_size: int = 5000  # training images held out for validation; 0 = none (the notebook)
+    seed: int = 0  # seed of the permutation that picks the validation images
+
+    def __post_init__(self) -> None:
+        require(self.val_size >= 0, "val_size", self.val_size, "expected 0 or more images")
+
+
+def normalize(images: np.ndarray) -> np.ndarray:
+    """Flatten uint8 images (n, 28, 28) to float32 (n, 784) in [0, 1] by dividing by 255."""
+    flat = images.reshape(len(images), IMAGE_SIDE * IMAGE_SIDE)  # (n, d)
+    return flat.astype(np.float32) / np.float32(255)
+
+
+def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Labels (n,) of ints in [0, k) → uint8 (n, k) with a single 1 per row."""
+    out = np.zeros((len(labels), num_classes), dtype=np.uint8)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+def split_indices(n: int, val_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Pick ``val_size`` of ``n`` rows for validation with ``rng``; both index sets sorted.
+
+    Sorting keeps the original order within each split, so the split depends only on the seed.
+    """
+    perm = rng.permutation(n)
+    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
+
+
+def load_raw(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load and check the download stage's file: uint8 images (n, 28, 28), labels 0-9 (n,)."""
+    fix = "Rerun the download stage: dvc repro -f download"
+    raw = load_npz(path, RAW_SCHEMA, fix)
+    for split in ("train", "test"):
+        x, y = raw[f"x_{split}"], raw[f"y_{split}"]
+        if x.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(x) != len(y):
+            raise DataError(
+                f"{path}: x_{split} {x.shape} and y_{split} {y.shape} are not "
+                f"(n, 28, 28) and (n,). {fix}"
+            )
+        if y.size and y.max() >= NUM_CLASSES:
+            raise DataError(f"{path}: y_{split} holds label {y.max()}, not a digit 0-9. {fix}")
+    return raw
+
+
+def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, dict]:
+    """Split, flatten, scale and one-hot the raw arrays.
+
+    Returns ``{"train": …, "val": …, "test": …}``, each ``{"x": float32 (n, 784) in [0, 1],
+    "y": uint8 (n, 10) one-hot}``; ``val`` has zero rows when ``cfg.val_size`` is 0.
+    """
+    n_train = len(raw["x_train"])
+    if cfg.val_size >= n_train:
+        raise ConfigError(
+            f"preprocess.val_size: got {cfg.val_size}, but the training set has only {n_train} "
+            f"images; choose fewer than {n_train} (0 = no validation split)."
+        )
+    train_idx, val_idx = split_indices(n_train, cfg.val_size, np.random.default_rng(cfg.seed))
+    x, y = raw["x_train"], raw["y_train"]
+    return {
+        "train": {"x": normalize(x[train_idx]), "y": one_hot(y[train_idx])},
+        "val": {"x": normalize(x[val_idx]), "y": one_hot(y[val_idx])},
+        "test": {"x": normalize(raw["x_test"]), "y": one_hot(raw["y_test"])},
+    }
+
+
+SPLIT_SCHEMA = {"x": (np.float32, 2), "y": (np.uint8, 2)}
+
+
+def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Load one processed split: x float32 (n, 784) in [0, 1], labels int64 (n,).
+
+    Checks shapes, that ``y`` is one-hot and that ``x`` holds no NaN or out-of-range pixel.
+    """
+    fix = "Rerun the preprocess stage: dvc repro -f preprocess"
+    arrays = load_npz(path, SPLIT_SCHEMA, fix)
+    x, y = arrays["x"], arrays["y"]
+    d = IMAGE_SIDE * IMAGE_SIDE
+    if x.shape[1:] != (d,) or y.shape != (len(x), NUM_CLASSES):
+        raise DataError(f"{path}: x {x.shape} and y {y.shape} are not (n, {d}) and (n, 10). {fix}")
+    if not (y.sum(axis=1) == 1).all() or y.max(initial=0) > 1:
+        raise DataError(f"{path}: y is not one-hot. {fix}")
+    if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        raise DataError(f"{path}: x holds NaN or pixels outside [0, 1]. {fix}")
+    return x, y.argmax(axis=1)

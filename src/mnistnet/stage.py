@@ -1,0 +1,37 @@
+"""What every stage script shares: progress to stderr, and failures that read as sentences.
+
+``run(main)`` calls a stage's ``main`` and turns the project's documented errors into one
+``error: …`` line and a non-zero exit status instead of a traceback. SIGTERM is handled like
+Ctrl-C, so an interrupted stage unwinds through ``storage.atomic_path`` and leaves no
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+
+def log(message: str) -> None:
+    """Print one progress line to stderr, unbuffered (DVC shows it as the stage runs)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a stage's ``main``; exit 1 on a user or data error, 130 when interrupted."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        main()
+    except KeyboardInterrupt:
+        log("interrupted: nothing was written under the output names")
+        sys.exit(130)
+    except (ValueError, RuntimeError, OSError) as e:
+        # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged;
+        # OSError: disk full, permissions. Each message already says what to do.
+        log(f"error: {e}")
+        sys.exit(1)

@@ -1,0 +1,108 @@
+"""Atomic, byte-deterministic file output, and array loading that checks what it reads.
+
+Every file a stage writes goes through ``atomic_path``: it is written to a temporary file in
+the destination folder, flushed to disk and renamed over the target. An interrupted or failed
+run therefore never leaves a half-written file under the final name, and the previous output
+stays as it was.
+
+``save_npz`` writes ``.npz`` archives with fixed zip timestamps (``np.savez`` stamps the
+current time into every member), so the same arrays always give the same bytes and DVC never
+sees a change that is not there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+# The earliest date a zip header can hold; any fixed value makes the archive reproducible.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class DataError(ValueError):
+    """A data file is missing, malformed, or not what the reader expects."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``.
+
+    On any exception (KeyboardInterrupt and SystemExit included) the temporary file is
+    removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs should read like normal files
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write ``text`` (UTF-8, ``\\n`` line endings) to ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Atomically write ``arrays`` as an uncompressed ``.npz`` with reproducible bytes.
+
+    Members are written in the mapping's order; object arrays are refused, so the file
+    never needs pickle to load.
+    """
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+
+
+def load_npz(
+    path: str | os.PathLike,
+    schema: Mapping[str, tuple[np.dtype | type | None, int]],
+    fix: str,
+) -> dict[str, np.ndarray]:
+    """Load the arrays named in ``schema`` from an ``.npz`` file, without pickle.
+
+    ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
+    non-object dtype. Any problem (missing file,
+    not a zip, missing member, wrong dtype or rank) raises ``DataError`` naming the file and
+    ending with ``fix``, the sentence that tells the user how to repair it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found. {fix}")
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            missing = sorted(set(schema) - set(npz.files))
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing}. {fix}")
+            arrays = {name: npz[name] for name in schema}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
+    for name, (dtype, ndim) in schema.items():
+        a = arrays[name]
+        if (dtype is not None and a.dtype != np.dtype(dtype)) or a.ndim != ndim:
+            wanted = "any dtype" if dtype is None else np.dtype(dtype)
+            raise DataError(
+                f"{path}: array {name!r} is {a.dtype} with shape {a.shape}, "
+                f"expected {wanted} with {ndim} dimensions. {fix}"
+            )
+    return arrays

@@ -1,0 +1,252 @@
+"""Mini-batch training of the two-layer network, fast and reproducible.
+
+``Trainer`` runs ``model.forward``/``model.backward`` with every buffer allocated once: each
+batch is gathered into a reused array, every matrix product writes into its output with
+``out=``, and the softmax–cross-entropy gradient is computed in place as ``probs − one_hot``.
+Only the two large products per layer and the update remain, which keeps an epoch close to the
+cost of its matrix multiplications (see ``bench/``).
+
+Randomness comes from one ``np.random.default_rng(cfg.seed)``: the same config and data give
+the same bytes, run after run, on the same machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mnistnet import model
+from mnistnet.config import require
+from mnistnet.optim import learning_rate, make_optimizer
+
+EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split; bounds memory
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hidden_size: int = 128  # units in the hidden layer (h)
+    epochs: int = 20  # passes over the training set
+    batch_size: int = 128  # samples per update; 0 = the whole training set (full batch)
+    lr: float = 0.1  # learning rate (the peak, when lr_schedule decays it)
+    optimizer: Literal["sgd", "momentum", "adam"] = "momentum"  # update rule
+    momentum: float = 0.9  # velocity decay for "momentum"; β1 for "adam"; unused by "sgd"
+    weight_decay: float = 0.0  # L2 strength on weight matrices (decoupled for adam)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # learning rate over the run
+    init: Literal["normal", "he"] = "he"  # "normal" = N(0,1)·init_scale; "he" = N(0, 2/fan_in)
+    init_scale: float = 0.01  # standard deviation of init "normal"; unused by "he"
+    dtype: Literal["float32", "float64"] = "float32"  # arithmetic precision
+    seed: int = 0  # seeds initialisation and the per-epoch shuffle
+
+    def __post_init__(self) -> None:
+        require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "expected 1 or more")
+        require(self.epochs >= 1, "epochs", self.epochs, "expected 1 or more")
+        require(self.batch_size >= 0, "batch_size", self.batch_size, "expected 0 (full) or more")
+        require(0 < self.lr < math.inf, "lr", self.lr, "expected a number > 0")
+        require(0 <= self.momentum < 1, "momentum", self.momentum, "expected 0 <= momentum < 1")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "expected >= 0")
+        require(self.init_scale > 0, "init_scale", self.init_scale, "expected a number > 0")
+        require(self.seed >= 0, "seed", self.seed, "expected 0 or more")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float  # mean over the epoch's batches, each measured before its update
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    lr: float  # learning rate of the epoch's last update
+    seconds: float  # wall time; printed, never written to an output
+
+
+class Trainer:
+    """Forward, backward and update for one batch at a time, in preallocated buffers."""
+
+    def __init__(self, params: model.Params, cfg: TrainConfig, max_batch: int) -> None:
+        self.params = params
+        d, h = params["W1"].shape
+        k = params["W2"].shape[1]
+        dtype = params["W1"].dtype
+        self.grads = {name: np.empty_like(p) for name, p in params.items()}
+        self.H = np.empty((max_batch, h), dtype)  # hidden activations
+        self.P = np.empty((max_batch, k), dtype)  # logits, then probs, then dlogits
+        self.dH = np.empty((max_batch, h), dtype)
+        self.active = np.empty((max_batch, h), bool)  # where ReLU passed its input
+        self.rows = np.arange(max_batch)
+        self.optimizer = make_optimizer(
+            cfg.optimizer, params, self.grads, cfg.momentum, cfg.weight_decay
+        )
+
+    def step(self, X: np.ndarray, labels: np.ndarray, lr: float) -> tuple[float, int]:
+        """One update on batch X (m, d), labels (m,); returns (summed loss, correct count)."""
+        m = len(X)
+        W1, b1, W2, b2 = (self.params[name] for name in model.PARAM_NAMES)
+        gW1, gb1, gW2, gb2 = (self.grads[name] for name in model.PARAM_NAMES)
+        H, P, dH, active, rows = self.H[:m], self.P[:m], self.dH[:m], self.active[:m], self.rows[:m]
+
+        # forward
+        np.matmul(X, W1, out=H)
+        H += b1
+        np.maximum(H, 0, out=H)  # (m, h)
+        np.matmul(H, W2, out=P)
+        P += b2  # logits (m, k)
+        correct = int(np.count_nonzero(P.argmax(axis=1) == labels))
+
+        # loss and fused softmax–cross-entropy gradient, in place in P
+        P -= P.max(axis=1, keepdims=True)  # max-subtracted: exp cannot overflow
+        loss_sum = -float(P[rows, labels].sum())
+        np.exp(P, out=P)
+        sums = P.sum(axis=1, keepdims=True)  # (m, 1), each >= 1
+        loss_sum += float(np.log(sums).sum())
+        P /= sums  # probs
+        P[rows, labels] -= 1
+        P *= 1 / m  # dlogits of the mean loss (m, k)
+
+        # backward: three named products per layer; dX is not needed
+        np.matmul(H.T, P, out=gW2)
+        P.sum(axis=0, out=gb2)
+        np.matmul(P, W2.T, out=dH)
+        np.greater(H, 0, out=active)
+        dH *= active  # (m, h)
+        np.matmul(X.T, dH, out=gW1)
+        dH.sum(axis=0, out=gb1)
+
+        self.optimizer.step(lr)
+        return loss_sum, correct
+
+
+def evaluate(params: model.Params, X: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``params`` on X (n, d), labels (n,)."""
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(X), EVAL_CHUNK):
+        _, logits = model.forward(params, X[start : start + EVAL_CHUNK])
+        y = labels[start : start + EVAL_CHUNK]
+        loss_sum += model.cross_entropy(logits, y) * len(y)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+    return loss_sum / len(X), correct / len(X)
+
+
+def train(
+    cfg: TrainConfig,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> tuple[model.Params, list[EpochStats]]:
+    """Train from scratch and return the parameters and one ``EpochStats`` per epoch.
+
+    Inputs: x_train (n, d) in [0, 1], y_train (n,) integer labels; x_val/y_val likewise, or
+    None/empty for no validation. Raises ``TrainingDiverged`` if the loss stops being finite.
+    """
+    dtype = np.dtype(cfg.dtype)
+    X = np.ascontiguousarray(x_train, dtype=dtype)  # (n, d)
+    Xv = None if x_val is None or len(x_val) == 0 else np.ascontiguousarray(x_val, dtype=dtype)
+    n, d = X.shape
+    batch = n if cfg.batch_size == 0 else min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / batch)
+    total_steps = steps_per_epoch * cfg.epochs
+
+    rng = np.random.default_rng(cfg.seed)
+    params = model.init_params(rng, d, cfg.hidden_size, 10, cfg.init, cfg.init_scale, dtype)
+    trainer = Trainer(params, cfg, batch)
+    batches = Batches(X, y_train, batch)
+
+    history = []
+    for epoch in range(cfg.epochs):
+        started = time.perf_counter()
+        order = rng.permutation(n) if batch < n else None
+        loss_sum, correct = 0.0, 0
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+            for i, (xb, yb) in enumerate(batches.epoch(order)):
+                lr = learning_rate(
+                    cfg.lr_schedule, cfg.lr, epoch * steps_per_epoch + i, total_steps
+                )
+                batch_loss, batch_correct = trainer.step(xb, yb, lr)
+                if not math.isfinite(batch_loss):
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch}: the loss became {batch_loss}. "
+                        f"Lower train.lr (now {cfg.lr}) and rerun."
+                    )
+                loss_sum += batch_loss
+                correct += batch_correct
+        val_loss = val_acc = None
+        if Xv is not None:
+            val_loss, val_acc = evaluate(params, Xv, y_val)
+        seconds = time.perf_counter() - started
+        stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, lr, seconds)
+        history.append(stats)
+        log(format_epoch(stats, cfg.epochs))
+    return params, history
+
+
+class Batches:
+    """Mini-batches gathered in a shuffled order into one reused buffer."""
+
+    def __init__(self, X: np.ndarray, labels: np.ndarray, batch: int) -> None:
+        self.X, self.labels, self.batch = X, labels, batch
+        self.Xb = np.empty((batch, X.shape[1]), X.dtype)  # (batch, d)
+        self.yb = np.empty(batch, labels.dtype)
+
+    def epoch(self, order: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied."""
+        if order is None:
+            yield self.X, self.labels
+            return
+        for start in range(0, len(order), self.batch):
+            idx = order[start : start + self.batch]
+            m = len(idx)
+            np.take(self.X, idx, axis=0, out=self.Xb[:m])
+            np.take(self.labels, idx, out=self.yb[:m])
+            yield self.Xb[:m], self.yb[:m]
+
+
+def format_epoch(s: EpochStats, epochs: int) -> str:
+    """One progress line: epoch, losses, accuracies, learning rate and seconds."""
+    width = len(str(epochs))
+    line = f"epoch {s.epoch:>{width}}/{epochs}"
+    line += f"  train loss {s.train_loss:.4f} acc {s.train_accuracy:.2%}"
+    if s.val_loss is not None:
+        line += f"  val loss {s.val_loss:.4f} acc {s.val_accuracy:.2%}"
+    return line + f"  lr {s.lr:.4g}  {s.seconds:.2f}s"
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+
+
+def history_csv(history: list[EpochStats]) -> str:
+    """The per-epoch history as CSV text for DVC plots (no wall times: outputs must not vary).
+
+    Validation columns are left empty when there was no validation split.
+    """
+    lines = [",".join(HISTORY_COLUMNS)]
+    for s in history:
+        values = [s.epoch, s.train_loss, s.train_accuracy, s.val_loss, s.val_accuracy, s.lr]
+        lines.append(",".join("" if v is None else _number(v) for v in values))
+    return "\n".join(lines) + "\n"
+
+
+def final_metrics(history: list[EpochStats]) -> dict:
+    """Metrics of the last epoch, nested for ``dvc metrics``: ``train.loss``, ``val.accuracy``…"""
+    last = history[-1]
+    metrics = {"epochs": len(history), "train": _pair(last.train_loss, last.train_accuracy)}
+    if last.val_loss is not None:
+        metrics["val"] = _pair(last.val_loss, last.val_accuracy)
+    return metrics
+
+
+def _pair(loss: float, accuracy: float) -> dict:
+    return {"loss": round(loss, 6), "accuracy": round(accuracy, 6)}
+
+
+def _number(v: float | int) -> str:
+    return str(v) if isinstance(v, int) else f"{v:.6g}"

@@ -1,0 +1,27 @@
+"""Stage `download`: fetch raw MNIST from the first source in params.yaml that verifies."""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from mnistnet.config import load_section
+from mnistnet.download import DownloadConfig, fetch_mnist
+from mnistnet.stage import log, run
+from mnistnet.storage import save_npz
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--out", required=True, help="raw arrays (.npz) to write")
+    args = parser.parse_args()
+
+    cfg = load_section(args.params, "download", DownloadConfig)
+    with tempfile.TemporaryDirectory(prefix="mnist-download-") as work:
+        arrays = fetch_mnist(cfg, Path(work), log)
+    save_npz(args.out, arrays)
+    log(f"wrote {args.out}: {len(arrays['x_train'])} train and {len(arrays['x_test'])} test images")
+
+
+if __name__ == "__main__":
+    run(main)

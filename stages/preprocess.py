@@ -1,0 +1,27 @@
+"""Stage `preprocess`: flatten, scale to [0, 1], one-hot, and hold out a validation split."""
+
+import argparse
+from pathlib import Path
+
+from mnistnet.config import load_section
+from mnistnet.preprocess import PreprocessConfig, load_raw, preprocess
+from mnistnet.stage import log, run
+from mnistnet.storage import save_npz
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--raw", required=True, help="raw arrays from the download stage")
+    parser.add_argument("--out", required=True, help="folder for train/val/test .npz files")
+    args = parser.parse_args()
+
+    cfg = load_section(args.params, "preprocess", PreprocessConfig)
+    splits = preprocess(load_raw(args.raw), cfg)
+    for name, arrays in splits.items():
+        save_npz(Path(args.out) / f"{name}.npz", arrays)
+        log(f"wrote {args.out}/{name}.npz: {len(arrays['x'])} images")
+
+
+if __name__ == "__main__":
+    run(main)

