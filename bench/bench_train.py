@@ -31,14 +31,17 @@ from mnistnet.train import Batches, TrainConfig, Trainer, evaluate
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def best_epoch(run_epoch, repeats: int) -> float:
-    run_epoch()  # warm-up: page in buffers, spin up BLAS threads
-    times = []
+def best_times(variants: dict, repeats: int) -> dict[str, float]:
+    """Best wall time of each variant's epoch, timed round-robin so drift hits all alike."""
+    for run_epoch in variants.values():
+        run_epoch()  # warm-up: page in buffers, spin up BLAS threads
+    best = dict.fromkeys(variants, float("inf"))
     for _ in range(repeats):
-        started = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for name, run_epoch in variants.items():
+            started = time.perf_counter()
+            run_epoch()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return best
 
 
 def matmul_only(X, cfg, batch):
@@ -150,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-stage", action="store_true", help="skip the peak-memory run")
     args = parser.parse_args()
 
@@ -168,19 +171,18 @@ def main() -> None:
         "plain NumPy loop": plain_numpy(X, y, cfg, args.batch),
         "PyTorch (CPU)": pytorch(X, y, cfg, args.batch, threads),
     }
-    bound = None
+    missing = [name for name, run_epoch in variants.items() if run_epoch is None]
+    best = best_times({k: v for k, v in variants.items() if v is not None}, args.repeats)
+    bound = best["matmul only (bound)"]
     print(f"{'variant':<22}{'s/epoch':>9}{'samples/s':>12}{'× bound':>9}")
-    for name, run_epoch in variants.items():
-        if run_epoch is None:
-            print(f"{name:<22}{'not installed':>30}")
-            continue
-        seconds = best_epoch(run_epoch, args.repeats)
-        bound = bound or seconds
+    for name, seconds in best.items():
         print(f"{name:<22}{seconds:>9.3f}{args.samples / seconds:>12,.0f}{seconds / bound:>9.2f}")
+    for name in missing:
+        print(f"{name:<22}  not installed (pip install torch==2.13.0)")
 
     params = model.init_params(rng, 784, cfg.hidden_size, 10)
     Xv, yv = X[:5000], y[:5000]
-    val = best_epoch(lambda: evaluate(params, Xv, yv), args.repeats)
+    val = best_times({"val": lambda: evaluate(params, Xv, yv)}, args.repeats)["val"]
     print(f"validation pass over 5,000 images: {val:.4f} s ({val / bound:.1%} of the bound epoch)")
     if not args.skip_stage:
         peak = train_stage_peak_rss_mb()

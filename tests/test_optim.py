@@ -24,12 +24,12 @@ def one_param(g):
     return params, grads
 
 
-def test_sgd_momentum_and_l2_decay_skip_biases():
+def test_sgd_momentum_and_decoupled_decay_skip_biases():
     params, grads = one_param(0.5)
     opt = make_optimizer("momentum", params, grads, momentum=0.9, weight_decay=0.1)
     opt.step(lr=0.1)
-    # g_W = 0.5 + 0.1 * W; v = g; W -= 0.1 * v.  Bias: no decay.
-    np.testing.assert_allclose(params["W"], [[1 - 0.1 * 0.6, -2 - 0.1 * (-0.5 - 0.2)]])
+    # W *= 1 - 0.1 * 0.1; v = g; W -= 0.1 * v.  Bias: no decay.
+    np.testing.assert_allclose(params["W"], [[0.99 - 0.05, -1.98 + 0.05]])
     np.testing.assert_allclose(params["b"], [0.5 - 0.05])
     grads["W"][:] = 0.0
     grads["b"][:] = 0.0

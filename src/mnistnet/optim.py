@@ -2,8 +2,10 @@
 
 Each optimizer holds references to the parameter and gradient arrays and updates the
 parameters in place with preallocated scratch buffers, so a training step allocates nothing.
-Weight decay applies to the weight matrices only, never to biases: added to the gradient
-(L2) for ``sgd`` and ``momentum``, decoupled from it (AdamW) for ``adam``.
+Weight decay is decoupled from the gradient (as in AdamW and SGDW): every update shrinks the
+weight matrices, never the biases, by the factor ``1 - lr * weight_decay``. For plain SGD that
+is exactly an L2 penalty; for momentum and Adam it keeps the decay out of the running averages
+and costs one pass over each matrix instead of two.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class Optimizer:
     def step(self, lr: float) -> None:
         raise NotImplementedError
 
+    def decay(self, name: str, lr: float) -> None:
+        """Shrink weight matrix ``name`` by ``1 - lr * weight_decay`` (biases are left alone)."""
+        if self.weight_decay and self.decays[name]:
+            self.params[name] *= 1 - lr * self.weight_decay
+
 
 class SGD(Optimizer):
     """``p -= lr * g``; with ``momentum`` μ > 0, heavy-ball: ``v = μ v + g; p -= lr * v``."""
@@ -57,9 +64,7 @@ class SGD(Optimizer):
     def step(self, lr: float) -> None:
         for name in self.names:
             p, g, tmp = self.params[name], self.grads[name], self.scratch[name]
-            if self.weight_decay and self.decays[name]:
-                np.multiply(p, self.weight_decay, out=tmp)
-                g += tmp
+            self.decay(name, lr)
             if self.velocity is not None:
                 v = self.velocity[name]
                 v *= self.momentum
@@ -70,7 +75,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction; weight decay decoupled from the gradient (AdamW)."""
+    """Adam with bias correction (with weight decay: AdamW)."""
 
     def __init__(self, params, grads, beta1: float = 0.9, weight_decay: float = 0.0) -> None:
         super().__init__(params, grads, weight_decay)
@@ -87,8 +92,7 @@ class Adam(Optimizer):
         for name in self.names:
             p, g, tmp = self.params[name], self.grads[name], self.scratch[name]
             m, v = self.m[name], self.v[name]
-            if self.weight_decay and self.decays[name]:
-                p *= 1 - lr * self.weight_decay
+            self.decay(name, lr)
             m *= self.beta1
             np.multiply(g, 1 - self.beta1, out=tmp)
             m += tmp
