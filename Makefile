@@ -34,6 +34,7 @@ format: $(VENV)/.installed-dev
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	$(BIN)/mnistnet plots-template .dvc/offline-plots.html  # dvc plots show, offline
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

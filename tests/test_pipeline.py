@@ -2,36 +2,82 @@
 
 import json
 
+STAGES = ("download", "preprocess", "train", "evaluate", "plot")
+
+
+def ran(result) -> set[str]:
+    return {s for s in STAGES if f"Running stage '{s}'" in result.stdout}
+
 
 def test_repro_runs_every_stage_then_nothing_and_outputs_are_stable(dvc_project):
     first = dvc_project.dvc("repro")
-    for stage in ("download", "preprocess", "train"):
-        assert f"Running stage '{stage}'" in first.stdout
+    assert ran(first) == set(STAGES)
     produced = dvc_project.outputs()
-    assert {"data/raw/mnist.npz", "data/processed/val.npz", "data/model/model.npz"} <= set(produced)
+    expected = {
+        "data/raw/mnist.npz", "data/processed/val.npz", "data/model/model.npz",
+        "data/eval/metrics.json", "data/eval/confusion.csv", "data/plots/confusion_matrix.png",
+    }  # fmt: skip
+    assert expected <= set(produced)
     assert dvc_project.dvc("status", "-q", check=False).returncode == 0
 
-    second = dvc_project.dvc("repro")
-    assert "Running stage" not in second.stdout
+    assert ran(dvc_project.dvc("repro")) == set()
     assert dvc_project.outputs() == produced
 
     dvc_project.dvc("repro", "-f")  # rerun everything: the same bytes come out
     assert dvc_project.outputs() == produced
-    metrics = json.loads((dvc_project.root / "data/train/metrics.json").read_text())
-    assert metrics["epochs"] == 3 and metrics["val"]["accuracy"] > 0.5
+    metrics = json.loads(dvc_project.dvc("metrics", "show", "--json").stdout)
+    flat = next(iter(metrics.values()))["data"]
+    assert flat["data/train/metrics.json"]["data"]["epochs"] == 3
+    assert 0.5 < flat["data/eval/metrics.json"]["data"]["test"]["accuracy"] <= 1
 
 
-def test_changing_a_train_param_reruns_only_train(dvc_project):
+def test_each_change_reruns_exactly_the_stages_it_affects(dvc_project):
     dvc_project.dvc("repro")
     before = dvc_project.outputs()
+
+    dvc_project.set_params("plot", dpi=60)
+    assert ran(dvc_project.dvc("repro")) == {"plot"}
+
     dvc_project.set_params("train", lr=0.05)
     result = dvc_project.dvc("repro")
+    assert ran(result) == {"train", "evaluate", "plot"}
     assert "Stage 'download' didn't change, skipping" in result.stdout
     assert "Stage 'preprocess' didn't change, skipping" in result.stdout
-    assert "Running stage 'train'" in result.stdout
     after = dvc_project.outputs()
     assert after["data/processed/train.npz"] == before["data/processed/train.npz"]
     assert after["data/model/model.npz"] != before["data/model/model.npz"]
+
+    with open(dvc_project.root / "src/mnistnet/plots.py", "a") as f:
+        f.write("\n# a change to plotting code\n")
+    assert ran(dvc_project.dvc("repro")) == {"plot"}
+
+    assert ran(dvc_project.dvc("repro")) == set()
+
+
+def test_metrics_and_params_diff_between_commits(dvc_project):
+    dvc_project.dvc("repro")
+    dvc_project.git("add", "-A")
+    dvc_project.git("commit", "-q", "-m", "baseline")
+    dvc_project.set_params("train", lr=0.02, epochs=2)
+    dvc_project.dvc("repro")
+    dvc_project.git("add", "-A")
+    dvc_project.git("commit", "-q", "-m", "smaller lr")
+
+    params = json.loads(dvc_project.dvc("params", "diff", "HEAD~1", "--json").stdout)
+    lr = params["params.yaml"]["train.lr"]
+    assert (lr["old"], lr["new"]) == (0.2, 0.02)
+    metrics = json.loads(dvc_project.dvc("metrics", "diff", "HEAD~1", "--json").stdout)
+    assert metrics["data/train/metrics.json"]["epochs"] == {"old": 3, "new": 2, "diff": -1}
+    assert "test.accuracy" in metrics["data/eval/metrics.json"]
+
+
+def test_experiments_run_and_show(dvc_project):
+    dvc_project.dvc("repro")
+    dvc_project.git("add", "-A")
+    dvc_project.git("commit", "-q", "-m", "baseline")
+    dvc_project.dvc("exp", "run", "-n", "lr-small", "-S", "train.lr=0.03")
+    shown = dvc_project.dvc("exp", "show", "--md", "--no-pager").stdout
+    assert "lr-small" in shown and "0.03" in shown and "test.accuracy" in shown
 
 
 def test_a_failing_stage_exits_nonzero_with_the_message(dvc_project):

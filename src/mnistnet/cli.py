@@ -1,4 +1,7 @@
-"""The ``mnistnet`` command: ``mnistnet check`` validates every section of params.yaml.
+"""The ``mnistnet`` command.
+
+- ``mnistnet check [PARAMS]`` validates every section of params.yaml.
+- ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
 
 ``make run`` calls ``check`` before ``dvc repro`` because DVC deletes a stage's outputs before
 running it: a typo found here costs nothing, the same typo found inside a stage leaves that
@@ -12,10 +15,17 @@ import sys
 
 from mnistnet.config import ConfigError, load_section, read_params
 from mnistnet.download import DownloadConfig
+from mnistnet.plots import PlotConfig
+from mnistnet.plots_html import write_offline_template
 from mnistnet.preprocess import PreprocessConfig
 from mnistnet.train import TrainConfig
 
-SECTIONS = {"download": DownloadConfig, "preprocess": PreprocessConfig, "train": TrainConfig}
+SECTIONS = {
+    "download": DownloadConfig,
+    "preprocess": PreprocessConfig,
+    "train": TrainConfig,
+    "plot": PlotConfig,
+}
 
 
 def check(params_path: str) -> int:
@@ -45,9 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="validate params.yaml before a run")
     check_parser.add_argument("params", nargs="?", default="params.yaml")
+    template_parser = commands.add_parser(
+        "plots-template", help="write the offline HTML template for `dvc plots show`"
+    )
+    template_parser.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args.params)
+    if args.command == "plots-template":
+        write_offline_template(args.path)
+        print(f"wrote {args.path}")
+        return 0
     raise AssertionError(args.command)
 
 

@@ -1,0 +1,190 @@
+"""The pictures: training curves, confusion heatmaps, confident mistakes, learned weights.
+
+Each function takes arrays and returns a matplotlib ``Figure`` of a fixed size; ``save_png``
+writes one atomically. Figures are built with the object API (no ``pyplot``), so nothing
+depends on a display or on global state, and the same inputs give the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mnistnet.config import require
+from mnistnet.storage import DataError, atomic_path
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    dpi: int = 100  # pixels per inch of every PNG (figure sizes are fixed in inches)
+    misclassified: int = 36  # how many of the most confident mistakes to show
+    hidden_units: int = 0  # first-layer weight images to show; 0 = every hidden unit
+
+    def __post_init__(self) -> None:
+        require(20 <= self.dpi <= 600, "dpi", self.dpi, "expected 20 to 600")
+        require(self.misclassified >= 1, "misclassified", self.misclassified, "expected 1 or more")
+        require(
+            self.hidden_units >= 0, "hidden_units", self.hidden_units, "expected 0 (all) or more"
+        )
+
+
+def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> None:
+    """Write ``fig`` as PNG atomically; no software version stamped in, so bytes are stable."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+
+
+def training_curves(history: dict[str, list]) -> Figure:
+    """Loss (log scale) and accuracy per epoch, train and validation side by side.
+
+    ``history`` maps the history CSV's columns to lists; missing validation values are None.
+    """
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = history["epoch"]
+    for split, style in (("train", "-"), ("val", "--")):
+        loss, acc = history[f"{split}_loss"], history[f"{split}_accuracy"]
+        if all(v is None for v in loss):
+            continue
+        label = "training" if split == "train" else "validation"
+        loss_ax.plot(epochs, loss, style, marker="o", markersize=3, label=label)
+        acc_ax.plot(epochs, [100 * a for a in acc], style, marker="o", markersize=3, label=label)
+    loss_ax.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss (log scale)", yscale="log")
+    acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Training curves")
+    return fig
+
+
+def confusion_heatmaps(cm: np.ndarray) -> Figure:
+    """The confusion matrix twice: raw counts, and each row as a percentage of its class."""
+    fig = Figure(figsize=(14, 6.4), layout="constrained")
+    count_ax, pct_ax = fig.subplots(1, 2)
+    totals = cm.sum(axis=1, keepdims=True)
+    percent = np.divide(100 * cm, totals, out=np.zeros(cm.shape), where=totals > 0)
+    _heatmap(count_ax, cm, [str(v) for v in cm.ravel()], "Counts")
+    _heatmap(pct_ax, percent, [f"{v:.1f}" for v in percent.ravel()], "Row-normalized (% of class)")
+    fig.suptitle(f"Confusion matrix on {int(cm.sum())} test images (rows: true digit)")
+    return fig
+
+
+def _heatmap(ax, values: np.ndarray, labels: list[str], title: str) -> None:
+    k = len(values)
+    # A log-like stretch: the diagonal is ~1000x the off-diagonal cells, which would
+    # otherwise all look white.
+    shade = np.sqrt(values / values.max()) if values.max() > 0 else values
+    ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), text in zip(np.ndindex(values.shape), labels, strict=True):
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="white" if shade[i, j] > 0.6 else "black")  # fmt: skip
+    ax.set(title=title, xlabel="predicted digit", ylabel="true digit",
+           xticks=range(k), yticks=range(k))  # fmt: skip
+
+
+def misclassified_grid(
+    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confidence: np.ndarray
+) -> Figure:
+    """Mistakes as a grid of digits, each titled ``true → predicted (confidence)``.
+
+    ``images`` (m, 28, 28) in [0, 1]; ``true``, ``predicted`` (m,) ints; ``confidence`` (m,).
+    """
+    cols = 6
+    rows = max(1, math.ceil(len(images) / cols))
+    fig = Figure(figsize=(cols * 1.6, rows * 1.8 + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, t, p, c in zip(axes, images, true, predicted, confidence, strict=False):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{t} → {p} ({c:.1%})", fontsize=9, color="firebrick")
+    fig.suptitle("Most confident mistakes on the test set: true → predicted (confidence)")
+    return fig
+
+
+def weight_images(W1: np.ndarray) -> Figure:
+    """Each hidden unit's 784 input weights (d, h) as a 28×28 image: red +, blue −."""
+    units = W1.shape[1]
+    cols = 16 if units > 32 else 8
+    rows = math.ceil(units / cols)
+    fig = Figure(figsize=(cols * 0.9, rows * 0.9 + 0.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, w in zip(axes, W1.T, strict=False):
+        limit = np.abs(w).max() or 1.0  # per unit, symmetric: white is exactly zero
+        ax.imshow(w.reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    fig.suptitle(f"First-layer weights of {units} hidden units (red: excites, blue: inhibits)")
+    return fig
+
+
+def per_class_accuracy(cm: np.ndarray) -> Figure:
+    """Bar per digit: the share of its test images classified correctly."""
+    totals = cm.sum(axis=1)
+    accuracy = 100 * np.divide(np.diag(cm), totals, out=np.zeros(len(cm)), where=totals > 0)
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.bar(range(len(cm)), accuracy, color="steelblue")
+    ax.bar_label(bars, labels=[f"{a:.1f}" for a in accuracy], fontsize=8, padding=2)
+    low = max(0.0, math.floor(accuracy.min() / 5) * 5 - 5)
+    ax.set(
+        title="Per-class accuracy on the test set (recall)",
+        xlabel="digit",
+        ylabel=f"accuracy (%), axis from {low:.0f}",
+        xticks=range(len(cm)),
+        ylim=(low, 101),
+    )
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+# --- reading the files the pictures are drawn from ----------------------------------------
+
+
+def load_history(path: str | os.PathLike) -> dict[str, list]:
+    """The train stage's history CSV as columns; empty cells (no validation) become None."""
+    fix = "Rerun the train stage: dvc repro train"
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"epoch", "train_loss", "val_loss"} <= set(rows[0]):
+        raise DataError(f"{path}: not a training history with epoch and loss columns. {fix}")
+    try:
+        return {col: [float(r[col]) if r[col] else None for r in rows] for col in rows[0]}
+    except ValueError as e:
+        raise DataError(f"{path}: {e}. {fix}") from e
+
+
+def load_confusion(path: str | os.PathLike) -> np.ndarray:
+    """The (k, k) confusion counts from the evaluate stage's ``classes.json``."""
+    fix = "Rerun the evaluate stage: dvc repro evaluate"
+    try:
+        cm = np.array(json.loads(Path(path).read_text(encoding="utf-8"))["confusion_matrix"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: no confusion_matrix ({e}). {fix}") from e
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.dtype.kind not in "iu" or cm.min() < 0:
+        raise DataError(f"{path}: confusion_matrix is not a square table of counts. {fix}")
+    return cm
+
+
+def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndarray]:
+    """The first ``limit`` rows of ``misclassified.csv`` as arrays (index, true, predicted…)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(itertools.islice(csv.DictReader(f), limit))
+    try:
+        return {
+            "index": np.array([int(r["index"]) for r in rows], dtype=np.int64),
+            "true": np.array([int(r["true"]) for r in rows], dtype=np.int64),
+            "predicted": np.array([int(r["predicted"]) for r in rows], dtype=np.int64),
+            "confidence": np.array([float(r["confidence"]) for r in rows]),
+        }
+    except (KeyError, ValueError) as e:
+        raise DataError(f"{path}: malformed ({e}). Rerun: dvc repro evaluate") from e

@@ -1,0 +1,40 @@
+"""Stage `evaluate`: score the trained model on the test split; write metrics and mistakes."""
+
+import argparse
+import json
+from pathlib import Path
+
+from mnistnet.checkpoint import load_model
+from mnistnet.metrics import (
+    classes_report,
+    confusion_rows_csv,
+    evaluate_model,
+    misclassified_csv,
+    metrics_json,
+)
+from mnistnet.preprocess import load_split
+from mnistnet.stage import log, run
+from mnistnet.storage import write_text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="model file from the train stage")
+    parser.add_argument("--test", required=True, help="processed test split (.npz)")
+    parser.add_argument("--out", required=True, help="folder for the evaluation files")
+    args = parser.parse_args()
+
+    params, _ = load_model(args.model)
+    x_test, y_test = load_split(args.test)
+    result = evaluate_model(params, x_test, y_test)
+
+    out = Path(args.out)
+    write_text(out / "metrics.json", json.dumps(metrics_json(result), indent=2) + "\n")
+    write_text(out / "classes.json", json.dumps(classes_report(result), indent=2) + "\n")
+    write_text(out / "confusion.csv", confusion_rows_csv(y_test, result["predicted"]))
+    write_text(out / "misclassified.csv", misclassified_csv(y_test, result))
+    log(f"test accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}; wrote {out}/")
+
+
+if __name__ == "__main__":
+    run(main)

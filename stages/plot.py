@@ -1,0 +1,53 @@
+"""Stage `plot`: draw the training curves, confusion matrix, mistakes and learned weights."""
+
+import argparse
+from pathlib import Path
+
+from mnistnet import plots
+from mnistnet.checkpoint import load_model
+from mnistnet.config import ConfigError, load_section
+from mnistnet.preprocess import load_split
+from mnistnet.stage import log, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--history", required=True, help="history CSV from the train stage")
+    parser.add_argument("--eval", required=True, help="folder written by the evaluate stage")
+    parser.add_argument("--test", required=True, help="processed test split (.npz)")
+    parser.add_argument("--model", required=True, help="model file from the train stage")
+    parser.add_argument("--out", required=True, help="folder for the PNG files")
+    args = parser.parse_args()
+
+    cfg = load_section(args.params, "plot", plots.PlotConfig)
+    params, _ = load_model(args.model)
+    hidden = params["W1"].shape[1]
+    if cfg.hidden_units > hidden:
+        raise ConfigError(
+            f"plot.hidden_units: got {cfg.hidden_units}, but the model has {hidden} hidden "
+            f"units; choose at most {hidden}, or 0 for all."
+        )
+    cm = plots.load_confusion(Path(args.eval) / "classes.json")
+    mistakes = plots.load_misclassified(Path(args.eval) / "misclassified.csv", cfg.misclassified)
+    x_test, _ = load_split(args.test)
+
+    figures = {
+        "training_curves.png": plots.training_curves(plots.load_history(args.history)),
+        "confusion_matrix.png": plots.confusion_heatmaps(cm),
+        "misclassified.png": plots.misclassified_grid(
+            x_test[mistakes["index"]].reshape(-1, 28, 28),
+            mistakes["true"],
+            mistakes["predicted"],
+            mistakes["confidence"],
+        ),  # fmt: skip
+        "first_layer_weights.png": plots.weight_images(params["W1"][:, : cfg.hidden_units or None]),
+        "per_class_accuracy.png": plots.per_class_accuracy(cm),
+    }
+    for name, fig in figures.items():
+        plots.save_png(fig, Path(args.out) / name, cfg.dpi)
+    log(f"wrote {len(figures)} plots to {args.out}/")
+
+
+if __name__ == "__main__":
+    run(main)

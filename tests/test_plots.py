@@ -1,0 +1,70 @@
+"""Every plot is a valid PNG of the expected size, reproducible, from realistic inputs."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from mnistnet import plots
+from mnistnet.config import ConfigError, from_mapping
+from mnistnet.storage import DataError
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture
+def cm():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 5, (10, 10))
+    np.fill_diagonal(counts, rng.integers(900, 1100, 10))
+    return counts
+
+
+def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
+    history = {
+        "epoch": [0, 1, 2], "train_loss": [0.5, 0.2, 0.1], "train_accuracy": [0.9, 0.95, 0.97],
+        "val_loss": [None, None, None], "val_accuracy": [None, None, None], "lr": [0.1] * 3,
+    }  # fmt: skip
+    rng = np.random.default_rng(0)
+    figures = {
+        "curves.png": (plots.training_curves(history), (1100, 420)),
+        "cm.png": (plots.confusion_heatmaps(cm), (1400, 640)),
+        "mistakes.png": (
+            plots.misclassified_grid(
+                rng.random((8, 28, 28)), np.arange(8), np.arange(8)[::-1], np.full(8, 0.9)
+            ),
+            (960, 420),
+        ),  # fmt: skip
+        "weights.png": (plots.weight_images(rng.standard_normal((784, 20))), (720, 340)),
+        "per_class.png": (plots.per_class_accuracy(cm), (800, 420)),
+    }
+    for name, (fig, size) in figures.items():
+        plots.save_png(fig, tmp_path / name, dpi=100)
+        assert png_size(tmp_path / name) == size, name
+    plots.save_png(plots.per_class_accuracy(cm), tmp_path / "again.png", dpi=100)
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "per_class.png").read_bytes()
+
+
+def test_history_and_confusion_readers(tmp_path):
+    (tmp_path / "h.csv").write_text(
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr\n0,1.5,0.5,,,0.1\n"
+    )
+    history = plots.load_history(tmp_path / "h.csv")
+    assert history["train_loss"] == [1.5] and history["val_loss"] == [None]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a training history"):
+        plots.load_history(tmp_path / "bad.csv")
+    (tmp_path / "c.json").write_text('{"confusion_matrix": [[1, 2], [3]]}')
+    with pytest.raises(DataError, match="confusion_matrix"):
+        plots.load_confusion(tmp_path / "c.json")
+
+
+def test_plot_config_ranges():
+    with pytest.raises(ConfigError, match=r"plot\.dpi: got 5"):
+        from_mapping(plots.PlotConfig, {"dpi": 5}, "plot")
+    with pytest.raises(ConfigError, match=r"plot\.misclassified: got 0"):
+        from_mapping(plots.PlotConfig, {"misclassified": 0}, "plot")
