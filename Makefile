@@ -22,6 +22,7 @@ test-slow: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	python bench/bench_train.py
+	python bench/bench_predict.py
 
 lint: $(VENV)/.installed-dev
 	ruff check .

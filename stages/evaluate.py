@@ -9,8 +9,8 @@ from mnistnet.metrics import (
     classes_report,
     confusion_rows_csv,
     evaluate_model,
-    misclassified_csv,
     metrics_json,
+    misclassified_csv,
 )
 from mnistnet.preprocess import load_split
 from mnistnet.stage import log, run

@@ -1,72 +1,135 @@
 """The ``mnistnet`` command.
 
-- ``mnistnet check [PARAMS]`` validates every section of params.yaml.
+- ``mnistnet predict IMAGE…`` classifies your own digit images with the trained model.
+- ``mnistnet check [PARAMS]`` validates every section of params.yaml. ``make run`` calls it
+  before ``dvc repro`` because DVC deletes a stage's outputs before running it: a typo found
+  here costs nothing, the same typo found inside a stage leaves that stage's outputs to be
+  restored with ``dvc checkout``.
 - ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
 
-``make run`` calls ``check`` before ``dvc repro`` because DVC deletes a stage's outputs before
-running it: a typo found here costs nothing, the same typo found inside a stage leaves that
-stage's outputs to be restored with ``dvc checkout``.
+Each command imports only what it needs, so ``predict`` starts without matplotlib.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
-from mnistnet.config import ConfigError, load_section, read_params
-from mnistnet.download import DownloadConfig
-from mnistnet.plots import PlotConfig
-from mnistnet.plots_html import write_offline_template
-from mnistnet.preprocess import PreprocessConfig
-from mnistnet.train import TrainConfig
+DEFAULT_MODEL = "data/model/model.npz"
 
-SECTIONS = {
-    "download": DownloadConfig,
-    "preprocess": PreprocessConfig,
-    "train": TrainConfig,
-    "plot": PlotConfig,
-}
+
+def error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def predict(paths: list[str], model_path: str, as_json: bool) -> int:
+    """Classify every image in ``paths``; one line (or JSON record) per image.
+
+    Returns 1 if the model or any file failed, else 0; good files are classified either way.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from mnistnet.checkpoint import load_model
+    from mnistnet.predict import classify, load_inputs
+    from mnistnet.storage import DataError
+
+    try:
+        params, _ = load_model(model_path)
+    except DataError as e:
+        error(f"model: {e}")
+        return 1
+
+    def read(path: str) -> np.ndarray | str:
+        try:
+            return load_inputs(path)
+        except DataError as e:
+            return str(e)
+
+    # Decoding and resizing release the GIL, so threads read files on every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        loaded = dict(zip(paths, pool.map(read, paths), strict=True))
+    batches = {p: x for p, x in loaded.items() if not isinstance(x, str)}
+    failures = {p: x for p, x in loaded.items() if isinstance(x, str)}
+    records = iter(classify(params, np.concatenate(list(batches.values())))) if batches else None
+    for path in paths:
+        if path in failures:
+            if as_json:
+                print(json.dumps({"file": path, "error": failures[path]}))
+            error(f"{path}: {failures[path]}")
+            continue
+        batch = len(batches[path])
+        for index in range(batch):
+            record = next(records)
+            name = path if batch == 1 else f"{path}[{index}]"
+            if as_json:
+                where = {"file": path, "index": index if batch > 1 else None}
+                print(json.dumps({**where, **record}))
+            else:
+                top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in record["top"])
+                print(f"{name}: {record['digit']} ({record['probability']:.1%})  top 3: {top}")
+    return 1 if failures else 0
 
 
 def check(params_path: str) -> int:
     """Validate every section; print one line per problem; return the exit status."""
+    from mnistnet.config import ConfigError, load_section, read_params
+    from mnistnet.download import DownloadConfig
+    from mnistnet.plots import PlotConfig
+    from mnistnet.preprocess import PreprocessConfig
+    from mnistnet.train import TrainConfig
+
+    sections = {
+        "download": DownloadConfig,
+        "preprocess": PreprocessConfig,
+        "train": TrainConfig,
+        "plot": PlotConfig,
+    }
     try:
-        extra = sorted(set(read_params(params_path)) - set(SECTIONS))
+        extra = sorted(set(read_params(params_path)) - set(sections))
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        error(str(e))
         return 1
-    problems = (
-        [f"{params_path}: unknown section(s) {extra}; known: {sorted(SECTIONS)}"] if extra else []
+    problems = [f"{params_path}: unknown section(s) {extra}; known: {sorted(sections)}"] * bool(
+        extra
     )
-    for name, cls in SECTIONS.items():
+    for name, cls in sections.items():
         try:
             load_section(params_path, name, cls)
         except ConfigError as e:
             problems.append(str(e))
     for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+        error(problem)
     if not problems:
-        print(f"{params_path}: all {len(SECTIONS)} sections valid")
+        print(f"{params_path}: all {len(sections)} sections valid")
     return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mnistnet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mnistnet", description="MNIST from scratch, with DVC")
     commands = parser.add_subparsers(dest="command", required=True)
-    check_parser = commands.add_parser("check", help="validate params.yaml before a run")
-    check_parser.add_argument("params", nargs="?", default="params.yaml")
-    template_parser = commands.add_parser(
-        "plots-template", help="write the offline HTML template for `dvc plots show`"
-    )
-    template_parser.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
+    p = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy, .npz)")
+    p.add_argument("images", nargs="+", help="image files, or arrays of 28x28 images")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
+    p.add_argument("--json", action="store_true", help="one JSON record per image")
+    p = commands.add_parser("check", help="validate params.yaml before a run")
+    p.add_argument("params", nargs="?", default="params.yaml")
+    p = commands.add_parser("plots-template", help="write the offline HTML template for dvc")
+    p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
     args = parser.parse_args(argv)
+
+    if args.command == "predict":
+        return predict(args.images, args.model, args.json)
     if args.command == "check":
         return check(args.params)
-    if args.command == "plots-template":
-        write_offline_template(args.path)
-        print(f"wrote {args.path}")
-        return 0
-    raise AssertionError(args.command)
+    from mnistnet.plots_html import write_offline_template
+
+    write_offline_template(args.path)
+    print(f"wrote {args.path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""`mnistnet predict`: MNIST-style normalization of real-world images, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from conftest import ROOT
+from mnistnet import model
+from mnistnet.checkpoint import save_model
+from mnistnet.predict import classify, load_inputs, mnist_style
+from mnistnet.preprocess import normalize
+from mnistnet.train import TrainConfig, train
+
+
+def glyph(digit: int, rng: np.random.Generator) -> np.ndarray:
+    """A font-rendered digit with random size, stroke, slant and position, MNIST-styled."""
+    canvas = Image.new("L", (120, 120), 0)
+    font = ImageFont.load_default(size=int(rng.integers(50, 90)))
+    xy = (int(rng.integers(10, 40)), int(rng.integers(0, 20)))
+    ImageDraw.Draw(canvas).text(
+        xy, str(digit), fill=255, font=font, stroke_width=int(rng.integers(0, 4)), stroke_fill=255
+    )
+    canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.BILINEAR)
+    return mnist_style(canvas)
+
+
+@pytest.fixture(scope="module")
+def digits_and_model():
+    """28×28 synthetic digits (the 'test set') and a network trained on others like them."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(600) % 10
+    images = np.stack([glyph(d, rng) for d in labels])
+    cfg = TrainConfig(hidden_size=64, epochs=25, batch_size=32, optimizer="adam", lr=0.003)
+    params, _ = train(cfg, normalize(images[:500]), labels[:500])
+    return images[500:], labels[500:], params, cfg
+
+
+def photo_like(digit28: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """The digit as a user might supply it: large, black on white, off-centre, in colour."""
+    side = int(rng.integers(120, 220))
+    big = Image.fromarray(255 - digit28).resize((side, side), Image.BICUBIC)
+    page = Image.new("L", (side + 150, side + 100), 255)
+    page.paste(big, (int(rng.integers(0, 150)), int(rng.integers(0, 100))))
+    return page.convert("RGB")
+
+
+def test_mnist_style_centres_and_boxes_the_ink():
+    canvas = Image.new("L", (300, 200), 0)
+    ImageDraw.Draw(canvas).rectangle((200, 20, 239, 99), fill=255)  # 40×80 ink, far right
+    out = mnist_style(canvas)
+    rows, cols = np.nonzero(out > 50)
+    assert rows.max() - rows.min() + 1 == 20  # longer side scaled to 20 px
+    assert 9 <= cols.max() - cols.min() + 1 <= 11  # aspect ratio kept
+    ys, xs = np.indices(out.shape)
+    cy, cx = (ys * out).sum() / out.sum(), (xs * out).sum() / out.sum()
+    assert abs(cy - 14) <= 0.6 and abs(cx - 14) <= 0.6  # centre of mass in the middle
+
+
+def test_dark_on_light_is_inverted_and_transparency_is_paper():
+    light = Image.new("L", (60, 60), 230)
+    ImageDraw.Draw(light).line((30, 5, 30, 55), fill=20, width=5)
+    rgba = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).line((30, 5, 30, 55), fill=(0, 0, 0, 255), width=5)
+    for image in (light, rgba):
+        out = mnist_style(image)
+        assert out[14, 14] > 200 and out[0, 0] == 0  # light stroke on black, like MNIST
+
+
+def test_predict_agrees_on_resized_inverted_off_centre_digits(digits_and_model, tmp_path):
+    images, _, params, _ = digits_and_model
+    rng = np.random.default_rng(1)
+    paths = []
+    for i, digit in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        photo_like(digit, rng).save(paths[-1])
+    original = model.predict(params, normalize(images))
+    from_files = np.array([classify(params, load_inputs(p))[0]["digit"] for p in paths])
+    agreement = np.mean(from_files == original)
+    assert agreement >= 0.95, f"agreement {agreement:.1%}"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "mnistnet.cli", "predict", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def test_cli_json_schema_batches_and_bad_files(digits_and_model, tmp_path):
+    images, _, params, cfg = digits_and_model
+    save_model(tmp_path / "model.npz", params, cfg)
+    rng = np.random.default_rng(2)
+    photo_like(images[0], rng).save(tmp_path / "digit.jpg")
+    np.save(tmp_path / "batch.npy", images[:3])
+    np.savez(tmp_path / "batch.npz", x=images[:2].astype(np.float32) / 255)
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    (tmp_path / "text.png").write_text("not an image")
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 10, 10), np.uint8))
+    files = [
+        "digit.jpg",
+        "batch.npy",
+        "batch.npz",
+        "blank.png",
+        "text.png",
+        "gone.png",
+        "wrong.npy",
+    ]
+
+    result = run_cli("--json", "--model", str(tmp_path / "model.npz"),
+                     *(str(tmp_path / f) for f in files))  # fmt: skip
+    assert result.returncode == 1  # some files failed
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    good = [r for r in records if "digit" in r]
+    assert len(good) == 1 + 3 + 2
+    for r in good:
+        assert set(r) == {"file", "index", "digit", "probability", "top"}
+        assert [t["digit"] for t in r["top"]][0] == r["digit"] and len(r["top"]) == 3
+        assert r["top"][0]["probability"] >= r["top"][1]["probability"] >= 0
+    assert [r["index"] for r in good if r["file"].endswith("batch.npy")] == [0, 1, 2]
+    errors = {os.path.basename(r["file"]): r["error"] for r in records if "error" in r}
+    assert "no ink" in errors["blank.png"]
+    assert "not a readable image" in errors["text.png"]
+    assert errors["gone.png"] == "no such file"
+    assert "shape (3, 10, 10)" in errors["wrong.npy"]
+    assert result.stderr.count("error:") == 4
+
+    plain = run_cli("--model", str(tmp_path / "model.npz"), str(tmp_path / "digit.jpg"))
+    assert plain.returncode == 0
+    assert plain.stdout.startswith(f"{tmp_path / 'digit.jpg'}: ") and "top 3:" in plain.stdout
+
+
+def test_cli_model_errors(tmp_path, digits_and_model):
+    images = digits_and_model[0]
+    np.save(tmp_path / "x.npy", images[:1])
+    missing = run_cli("--model", str(tmp_path / "none.npz"), str(tmp_path / "x.npy"))
+    assert missing.returncode == 1 and "error: model:" in missing.stderr
+    assert "file not found" in missing.stderr
+    wrong = model.init_params(np.random.default_rng(0), 100, 8, 10)
+    save_model(tmp_path / "wrong.npz", wrong, TrainConfig())
+    shapes = run_cli("--model", str(tmp_path / "wrong.npz"), str(tmp_path / "x.npy"))
+    assert shapes.returncode == 1 and "do not form a 784-h-k network" in shapes.stderr
