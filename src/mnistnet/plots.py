@@ -105,7 +105,7 @@ def misclassified_grid(
     for ax in axes:
         ax.axis("off")
     for ax, image, t, p, c in zip(axes, images, true, predicted, confidence, strict=False):
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{t} → {p} ({c:.1%})", fontsize=9, color="firebrick")
     fig.suptitle("Most confident mistakes on the test set: true → predicted (confidence)")
     return fig
@@ -122,7 +122,9 @@ def weight_images(W1: np.ndarray) -> Figure:
         ax.axis("off")
     for ax, w in zip(axes, W1.T, strict=False):
         limit = np.abs(w).max() or 1.0  # per unit, symmetric: white is exactly zero
-        ax.imshow(w.reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.imshow(
+            w.reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
+        )
     fig.suptitle(f"First-layer weights of {units} hidden units (red: excites, blue: inhibits)")
     return fig
 
