@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mnistnet.checkpoint import load_model
+from mnistnet.checkpoint import check_prepared_alike, load_model
 from mnistnet.metrics import (
     classes_report,
     confusion_rows_csv,
@@ -12,7 +12,7 @@ from mnistnet.metrics import (
     metrics_json,
     misclassified_csv,
 )
-from mnistnet.preprocess import load_split
+from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import log, run
 from mnistnet.storage import write_text
 
@@ -24,7 +24,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for the evaluation files")
     args = parser.parse_args()
 
-    params, _ = load_model(args.model)
+    params, meta = load_model(args.model)
+    check_prepared_alike(meta, split_meta(args.test), args.test)
     x_test, y_test = load_split(args.test)
     result = evaluate_model(params, x_test, y_test)
 

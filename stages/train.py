@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mnistnet.checkpoint import save_model
 from mnistnet.config import load_section
-from mnistnet.preprocess import load_split
+from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import log, run
 from mnistnet.storage import write_text
 from mnistnet.train import TrainConfig, final_metrics, history_csv, train
@@ -27,7 +27,7 @@ def main() -> None:
     log(f"training on {len(x_train)} images, validating on {len(x_val)}")
     params, history = train(cfg, x_train, y_train, x_val, y_val, log=log)
 
-    save_model(args.model, params, cfg)
+    save_model(args.model, params, cfg, data=split_meta(Path(args.data) / "train.npz"))
     write_text(args.history, history_csv(history))
     write_text(args.metrics, json.dumps(final_metrics(history), indent=2) + "\n")
     log(f"wrote {args.model}, {args.history}, {args.metrics}")

@@ -142,36 +142,40 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
     return result
 
 
-@pytest.fixture
-def dvc_project(tmp_path, tiny):
-    """A git + DVC repo holding this project's pipeline, set to the tiny dataset.
+def make_project(
+    root: Path, tiny: dict[str, np.ndarray], source: str | None = None, env: dict | None = None
+) -> Project:
+    """A git + DVC repo at ``root`` holding this project's pipeline, set to the tiny dataset.
 
-    Yields a ``Project`` whose ``dvc(...)`` runs the real dvc CLI in it. The stages import
-    the package from the copied ``src/`` (PYTHONPATH), so the code under test is the code
-    the repo's ``dvc.yaml`` tracks.
+    The stages import the package from the copied ``src/`` (PYTHONPATH), so the code under
+    test is the code the repo's ``dvc.yaml`` tracks. ``source`` replaces the download source
+    (by default a local copy of ``tiny`` in Keras format).
     """
-    repo = tmp_path / "repo"
-    repo.mkdir()
+    repo = root / "repo"
+    repo.mkdir(parents=True)
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, repo / name)
-    source = write_keras_npz(tiny, tmp_path / "tiny-mnist.npz")
+    if source is None:
+        source = str(write_keras_npz(tiny, root / "tiny-mnist.npz"))
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["download"]["sources"] = [{"url": str(source)}]
+    params["download"]["sources"] = [{"url": source}]
     params["download"]["digests"] = digests_of(tiny)
+    params["download"]["timeout"] = 10
     params["preprocess"]["val_size"] = 40
     params["train"].update(epochs=3, batch_size=32, hidden_size=16)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(repo / "src")
-    env["DVC_NO_ANALYTICS"] = "1"
-    project = Project(repo, env)
+    full_env = dict(os.environ)
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env['PATH']}"
+    full_env["PYTHONPATH"] = str(repo / "src")
+    full_env["DVC_NO_ANALYTICS"] = "1"
+    full_env.update(env or {})
+    project = Project(repo, full_env)
     project.git("init", "-q")
     project.git("config", "user.name", "test")
     project.git("config", "user.email", "test@example.com")
@@ -179,6 +183,12 @@ def dvc_project(tmp_path, tiny):
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "pipeline")
     return project
+
+
+@pytest.fixture
+def dvc_project(tmp_path, tiny):
+    """This project's pipeline on the tiny dataset in a temporary git + DVC repo."""
+    return make_project(tmp_path, tiny)
 
 
 class Project:

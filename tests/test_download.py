@@ -200,3 +200,22 @@ def test_defaults_are_canonical_mnist():
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["download"]["digests"] == Digests().__dict__
+
+
+def test_a_pickle_is_never_opened_before_its_hash_matches(tiny, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pkl.gz"
+    evil.write_bytes(gzip.compress(pickle.dumps(Evil(), protocol=2)))
+    wrong_pin = {"url": str(evil), "sha256": "0" * 64}
+    right_pin = {"url": str(evil), "sha256": sha256_file(evil)}
+    with pytest.raises(RuntimeError) as info:
+        fetch(config(tiny, wrong_pin, right_pin), tmp_path)
+    first, second = [line for line in str(info.value).splitlines() if "evil.pkl.gz" in line]
+    assert "does not match the pinned" in first  # refused before unpickling
+    assert "refusing to load posix.system" in second  # the restricted unpickler
+    assert not marker.exists()

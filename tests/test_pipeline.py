@@ -23,8 +23,10 @@ def test_repro_runs_every_stage_then_nothing_and_outputs_are_stable(dvc_project)
     assert ran(dvc_project.dvc("repro")) == set()
     assert dvc_project.outputs() == produced
 
+    lock = (dvc_project.root / "dvc.lock").read_text()
     dvc_project.dvc("repro", "-f")  # rerun everything: the same bytes come out
     assert dvc_project.outputs() == produced
+    assert (dvc_project.root / "dvc.lock").read_text() == lock
     metrics = json.loads(dvc_project.dvc("metrics", "show", "--json").stdout)
     flat = next(iter(metrics.values()))["data"]
     assert flat["data/train/metrics.json"]["data"]["epochs"] == 3

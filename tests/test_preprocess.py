@@ -11,6 +11,7 @@ from mnistnet.preprocess import (
     normalize,
     one_hot,
     preprocess,
+    split_meta,
 )
 from mnistnet.storage import DataError, save_npz
 
@@ -27,6 +28,12 @@ def test_normalize_flattens_and_scales_by_255():
 
 def test_one_hot():
     np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_splits_record_how_they_were_made(tiny, tmp_path):
+    out = preprocess(tiny, PreprocessConfig(val_size=40, seed=3))
+    save_npz(tmp_path / "val.npz", out["val"])
+    assert split_meta(tmp_path / "val.npz") == {"split": "val", "val_size": 40, "seed": 3}
 
 
 def test_split_is_seeded_disjoint_and_complete(tiny):
@@ -72,13 +79,14 @@ def test_load_raw_rejects_bad_input(tiny, tmp_path, change, message):
 def test_load_split_rejects_nan_pixels_and_bad_one_hot(tmp_path):
     x = np.zeros((2, 784), np.float32)
     y = one_hot(np.array([1, 2]))
-    save_npz(tmp_path / "ok.npz", {"x": x, "y": y})
+    meta = np.array("{}")
+    save_npz(tmp_path / "ok.npz", {"x": x, "y": y, "meta": meta})
     xs, labels = load_split(tmp_path / "ok.npz")
     np.testing.assert_array_equal(labels, [1, 2])
     x[0, 5] = np.nan
-    save_npz(tmp_path / "nan.npz", {"x": x, "y": y})
+    save_npz(tmp_path / "nan.npz", {"x": x, "y": y, "meta": meta})
     with pytest.raises(DataError, match="NaN"):
         load_split(tmp_path / "nan.npz")
-    save_npz(tmp_path / "hot.npz", {"x": np.zeros((2, 784), np.float32), "y": y * 2})
+    save_npz(tmp_path / "hot.npz", {"x": np.zeros((2, 784), np.float32), "y": y * 2, "meta": meta})
     with pytest.raises(DataError, match="not one-hot"):
         load_split(tmp_path / "hot.npz")

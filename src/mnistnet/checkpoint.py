@@ -19,9 +19,13 @@ from mnistnet.storage import DataError, load_npz, save_npz
 FORMAT = "mnistnet-mlp/1"
 
 
-def save_model(path: str | os.PathLike, params: Params, train_config: object) -> None:
-    """Atomically write ``params`` and the dataclass ``train_config`` that produced them."""
-    meta = {"format": FORMAT, "train": dataclasses.asdict(train_config)}
+def save_model(
+    path: str | os.PathLike, params: Params, train_config: object, data: dict | None = None
+) -> None:
+    """Atomically write ``params``, the dataclass ``train_config`` that produced them and
+    ``data``, the metadata of the split they were trained on (see ``preprocess.split_meta``).
+    """
+    meta = {"format": FORMAT, "train": dataclasses.asdict(train_config), "data": data}
     arrays = {name: params[name] for name in PARAM_NAMES}
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     save_npz(path, arrays)
@@ -57,3 +61,17 @@ def load_model(path: str | os.PathLike, input_size: int = 784) -> tuple[Params, 
     if not all(np.isfinite(a).all() for a in arrays.values()):
         raise DataError(f"{path}: parameters hold NaN or infinity. {fix}")
     return arrays, meta
+
+
+def check_prepared_alike(meta: dict, data_meta: dict, data_path: str | os.PathLike) -> None:
+    """Raise ``DataError`` if the split at ``data_path`` was preprocessed with other settings
+    than the data the model was trained on (``val_size``, ``seed``)."""
+    trained = meta.get("data") or {}
+    keys = ("val_size", "seed")
+    if any(trained.get(k) != data_meta.get(k) for k in keys):
+        was = ", ".join(f"{k}={trained.get(k)}" for k in keys)
+        now = ", ".join(f"{k}={data_meta.get(k)}" for k in keys)
+        raise DataError(
+            f"{data_path}: preprocessed with {now}, but the model was trained on data "
+            f"preprocessed with {was}. Rerun the pipeline so both match: dvc repro"
+        )

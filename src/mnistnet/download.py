@@ -46,7 +46,7 @@ import numpy as np
 
 from mnistnet.config import require
 from mnistnet.idx import read_idx_file
-from mnistnet.storage import DataError
+from mnistnet.storage import DataError, load_npz
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
@@ -311,12 +311,10 @@ def sha256_file(path: Path) -> str:
 
 
 def decode_keras_npz(path: Path) -> dict[str, np.ndarray]:
-    """Arrays from the Keras ``mnist.npz`` (members ``x_train`` … ``y_test``, uint8)."""
-    with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-        missing = [n for n in ARRAY_NAMES if n not in npz.files]
-        if missing:
-            raise DataError(f"{path.name} lacks arrays {missing}")
-        return {name: npz[name] for name in ARRAY_NAMES}
+    """Arrays from the Keras ``mnist.npz`` (members ``x_train`` … ``y_test``), no pickle."""
+    schema = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
+              "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
+    return load_npz(path, schema, fix="")
 
 
 def decode_idx_folder(url: str, scratch: Path, timeout: float, log: Log) -> dict[str, np.ndarray]:

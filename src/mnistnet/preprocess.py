@@ -6,6 +6,8 @@ are scaled, shared by anything that feeds images to the network.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass
 
@@ -71,7 +73,9 @@ def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, d
     """Split, flatten, scale and one-hot the raw arrays.
 
     Returns ``{"train": …, "val": …, "test": …}``, each ``{"x": float32 (n, 784) in [0, 1],
-    "y": uint8 (n, 10) one-hot}``; ``val`` has zero rows when ``cfg.val_size`` is 0.
+    "y": uint8 (n, 10) one-hot, "meta": JSON text}``; ``val`` has zero rows when
+    ``cfg.val_size`` is 0. ``meta`` records the split's name and the preprocess settings, so a
+    model can tell whether it is being fed data prepared like its training data.
     """
     n_train = len(raw["x_train"])
     if cfg.val_size >= n_train:
@@ -81,14 +85,18 @@ def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, d
         )
     train_idx, val_idx = split_indices(n_train, cfg.val_size, np.random.default_rng(cfg.seed))
     x, y = raw["x_train"], raw["y_train"]
-    return {
+    splits = {
         "train": {"x": normalize(x[train_idx]), "y": one_hot(y[train_idx])},
         "val": {"x": normalize(x[val_idx]), "y": one_hot(y[val_idx])},
         "test": {"x": normalize(raw["x_test"]), "y": one_hot(raw["y_test"])},
     }
+    for name, arrays in splits.items():
+        meta = {"split": name, **dataclasses.asdict(cfg)}
+        arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    return splits
 
 
-SPLIT_SCHEMA = {"x": (np.float32, 2), "y": (np.uint8, 2)}
+SPLIT_SCHEMA = {"x": (np.float32, 2), "y": (np.uint8, 2), "meta": (None, 0)}
 
 
 def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -107,3 +115,13 @@ def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
         raise DataError(f"{path}: x holds NaN or pixels outside [0, 1]. {fix}")
     return x, y.argmax(axis=1)
+
+
+def split_meta(path: str | os.PathLike) -> dict:
+    """The settings a processed split was made with: ``split``, ``val_size``, ``seed``."""
+    fix = "Rerun the preprocess stage: dvc repro -f preprocess"
+    meta = load_npz(path, {"meta": (None, 0)}, fix)["meta"]
+    try:
+        return json.loads(str(meta))
+    except ValueError as e:
+        raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e

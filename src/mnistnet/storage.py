@@ -13,9 +13,12 @@ sees a change that is not there.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -80,22 +83,26 @@ def load_npz(
     """Load the arrays named in ``schema`` from an ``.npz`` file, without pickle.
 
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
-    non-object dtype. Any problem (missing file,
-    not a zip, missing member, wrong dtype or rank) raises ``DataError`` naming the file and
-    ending with ``fix``, the sentence that tells the user how to repair it.
+    non-object dtype. Any problem (missing file, not a zip, missing member, wrong dtype or
+    rank, a header that claims more data than the member holds) raises ``DataError`` naming
+    the file and ending with ``fix``, the sentence that tells the user how to repair it.
+    Each member's header is checked against its stored size before anything is allocated, so
+    a hostile file cannot make the reader allocate more than the file holds.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found. {fix}")
     try:
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            missing = sorted(set(schema) - set(npz.files))
+        with zipfile.ZipFile(path) as zf:
+            names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
+            missing = sorted(set(schema) - set(names))
             if missing:
                 raise DataError(f"{path}: missing arrays {missing}. {fix}")
-            arrays = {name: npz[name] for name in schema}
+            arrays = {name: _read_member(zf, names[name]) for name in schema}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error, struct.error) as e:  # fmt: skip
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
     for name, (dtype, ndim) in schema.items():
         a = arrays[name]
@@ -106,3 +113,25 @@ def load_npz(
                 f"expected {wanted} with {ndim} dimensions. {fix}"
             )
     return arrays
+
+
+def _read_member(zf: zipfile.ZipFile, member: str) -> np.ndarray:
+    """One ``.npy`` member, its size checked against its header before allocating."""
+    info = zf.getinfo(member)
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        if dtype.hasobject:
+            raise ValueError(f"{member} holds Python objects, which would need pickle")
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
+        stored = info.file_size - f.tell()
+        if nbytes != stored:
+            raise ValueError(f"{member} header claims {nbytes} bytes of data, it holds {stored}")
+        buffer = bytearray(nbytes)
+        if f.readinto(buffer) != nbytes:
+            raise ValueError(f"{member} is truncated")
+    order = "F" if fortran_order else "C"
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)

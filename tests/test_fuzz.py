@@ -1,0 +1,108 @@
+"""Hostile files: the IDX reader and the .npz/model loaders raise only DataError.
+
+Hypothesis generates random bytes, headers claiming huge sizes, and corrupted or truncated
+copies of valid files. Any other exception (or a giant allocation) fails the test.
+"""
+
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import idx_bytes
+from mnistnet import model
+from mnistnet.checkpoint import load_model, save_model
+from mnistnet.idx import read_idx
+from mnistnet.storage import DataError
+from mnistnet.train import TrainConfig
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def only_data_error(call) -> None:
+    try:
+        call()
+    except DataError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=4096))
+def test_idx_random_bytes(data):
+    only_data_error(lambda: read_idx(io.BytesIO(data)))
+
+
+@FUZZ
+@given(
+    dims=st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=6),
+    code=st.sampled_from([0x08, 0x09, 0x0D, 0x0E]),
+    payload=st.binary(max_size=1024),
+)
+def test_idx_hostile_headers(dims, code, payload):
+    header = bytes([0, 0, code, len(dims)]) + np.array(dims, ">u4").tobytes()
+    only_data_error(lambda: read_idx(io.BytesIO(header + payload)))
+
+
+@FUZZ
+@given(cut=st.integers(0, 200), flips=st.lists(st.tuples(st.integers(0, 199), st.integers(1, 255))))
+def test_idx_truncated_and_corrupted(cut, flips):
+    data = bytearray(idx_bytes(np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)))
+    for position, xor in flips:
+        data[position % len(data)] ^= xor
+    only_data_error(lambda: read_idx(io.BytesIO(bytes(data[: len(data) - cut]))))
+
+
+def valid_model_bytes() -> bytes:
+    params = model.init_params(np.random.default_rng(0), 784, 4, 10)
+    with tempfile.TemporaryDirectory() as folder:
+        save_model(Path(folder) / "m.npz", params, TrainConfig(hidden_size=4))
+        return (Path(folder) / "m.npz").read_bytes()
+
+
+VALID_MODEL = valid_model_bytes()
+
+
+def load_from_bytes(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.npz"
+        path.write_bytes(data)
+        only_data_error(lambda: load_model(path))
+
+
+@FUZZ
+@given(st.binary(max_size=4096))
+def test_model_loader_random_bytes(data):
+    load_from_bytes(data)
+
+
+@FUZZ
+@given(
+    cut=st.integers(0, len(VALID_MODEL)),
+    flips=st.lists(
+        st.tuples(st.integers(0, len(VALID_MODEL) - 1), st.integers(1, 255)), max_size=8
+    ),
+)
+def test_model_loader_corrupted_and_truncated(cut, flips):
+    data = bytearray(VALID_MODEL)
+    for position, xor in flips:
+        data[position] ^= xor
+    load_from_bytes(bytes(data[:cut]))
+
+
+def test_npy_header_claiming_a_huge_array_is_refused_before_allocating(tmp_path):
+    import zipfile
+
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 1000), }"
+    npy = b"\x93NUMPY\x01\x00" + len(header + "\n").to_bytes(2, "little") + (header + "\n").encode()
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as zf:
+        for name in ("W1", "b1", "W2", "b2", "meta"):
+            zf.writestr(f"{name}.npy", npy + b"\0" * 64)
+    try:
+        load_model(tmp_path / "huge.npz")
+    except DataError as e:
+        assert f"header claims {100000 * 100000 * 1000 * 8} bytes of data, it holds 64" in str(e)
+    else:
+        raise AssertionError("an 80 TB header was accepted")
