@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+MOTO := .venv-moto
 # Stage commands in dvc.yaml call `python`: put the venv first so they find the right one.
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -38,18 +39,25 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/mnistnet plots-template .dvc/offline-plots.html  # dvc plots show, offline
 	touch $@
 
+# The tests also cover the S3 remote (dvc-s3) against a local moto server, which lives in its
+# own venv: in this one it would upgrade botocore past what dvc-s3's aiobotocore allows.
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,s3]'
+	test -d $(MOTO) || $(PYTHON) -m venv $(MOTO)
+	$(MOTO)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-moto.lock
 	touch $@
 
 # Re-pin after changing dependencies in pyproject.toml: resolves into a scratch venv.
 lock:
 	rm -rf /tmp/mnistnet-lock && $(PYTHON) -m venv /tmp/mnistnet-lock
-	/tmp/mnistnet-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/mnistnet-lock/bin/pip install --quiet -e '.[dev,s3]'
 	/tmp/mnistnet-lock/bin/pip freeze --exclude-editable | grep -v '^mnistnet' > requirements.lock
+	rm -rf /tmp/mnistnet-lock-moto && $(PYTHON) -m venv /tmp/mnistnet-lock-moto
+	/tmp/mnistnet-lock-moto/bin/pip install --quiet 'moto[server]'
+	/tmp/mnistnet-lock-moto/bin/pip freeze > requirements-moto.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis dvc_plots
+	rm -rf $(VENV) $(MOTO) .pytest_cache .ruff_cache .hypothesis dvc_plots
 
 # The original notebook's recipe, as a DVC experiment (~15 min on two cores).
 notebook: $(VENV)/.installed

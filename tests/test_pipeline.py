@@ -1,6 +1,9 @@
 """The real `dvc` CLI on the tiny dataset in a temporary git repo."""
 
+import csv
+import io
 import json
+import time
 
 STAGES = ("download", "preprocess", "train", "evaluate", "plot")
 
@@ -87,3 +90,30 @@ def test_a_failing_stage_exits_nonzero_with_the_message(dvc_project):
     result = dvc_project.dvc("repro", check=False)
     assert result.returncode != 0
     assert "train: unknown key(s) train.lrr" in result.stderr + result.stdout
+
+
+def test_a_queued_grid_sweep_runs_every_experiment(dvc_project):
+    dvc_project.dvc("repro")
+    dvc_project.git("add", "-A")
+    dvc_project.git("commit", "-q", "-m", "baseline")
+    queued = dvc_project.dvc(
+        "exp", "run", "--queue", "-S", "train.lr=0.1,0.05", "-S", "train.hidden_size=8,16"
+    )
+    assert queued.stdout.count("Queued experiment") == 4
+    dvc_project.dvc("queue", "start", "--jobs", "2")
+    try:
+        deadline = time.monotonic() + 600
+        while any(s in dvc_project.dvc("queue", "status").stdout for s in ("Queued", "Running")):
+            assert time.monotonic() < deadline, "the sweep did not finish in 10 minutes"
+            time.sleep(1)
+    finally:
+        dvc_project.dvc("queue", "stop", check=False)
+    shown = dvc_project.dvc(
+        "exp", "show", "--csv", "--no-pager", "--drop", ".*",
+        "--keep", "Experiment|State|train.lr$|train.hidden_size|test.accuracy",
+    ).stdout  # fmt: skip
+    runs = [row for row in csv.DictReader(io.StringIO(shown)) if row["Experiment"]]
+    assert len(runs) == 4 and all(row["State"] == "Success" for row in runs)
+    grid = {(float(row["train.lr"]), int(row["train.hidden_size"])) for row in runs}
+    assert grid == {(0.1, 8), (0.1, 16), (0.05, 8), (0.05, 16)}
+    assert all(0 <= float(row["test.accuracy"]) <= 1 for row in runs)  # each has its metrics
