@@ -9,7 +9,9 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test test-slow bench lint format lock clean notebook
+.PHONY: setup run test test-slow bench lint format lock clean notebook
+
+setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	mnistnet check params.yaml
