@@ -145,3 +145,25 @@ def test_cli_model_errors(tmp_path, digits_and_model):
     save_model(tmp_path / "wrong.npz", wrong, TrainConfig())
     shapes = run_cli("--model", str(tmp_path / "wrong.npz"), str(tmp_path / "x.npy"))
     assert shapes.returncode == 1 and "do not form a 784-h-k network" in shapes.stderr
+
+
+@pytest.mark.slow
+def test_real_mnist_digits_as_photos_agree_with_the_trained_model(tmp_path):
+    """On the pipeline's own model and test set (run `make run` first)."""
+    test_split, model_file = ROOT / "data/processed/test.npz", ROOT / "data/model/model.npz"
+    if not (test_split.exists() and model_file.exists()):
+        pytest.skip("needs data/processed/test.npz and data/model/model.npz: run `make run`")
+    from mnistnet.checkpoint import load_model
+
+    params, _ = load_model(model_file)
+    with np.load(test_split) as f:
+        digits = (f["x"][:500].reshape(-1, 28, 28) * 255).round().astype(np.uint8)
+    rng = np.random.default_rng(3)
+    original = model.predict(params, normalize(digits))
+    from_photos = []
+    for i, digit in enumerate(digits):
+        path = tmp_path / f"{i}.png"
+        photo_like(digit, rng).save(path)
+        from_photos.append(classify(params, load_inputs(path))[0]["digit"])
+    agreement = np.mean(np.array(from_photos) == original)
+    assert agreement >= 0.95, f"agreement {agreement:.1%}"

@@ -336,9 +336,10 @@ def test_a_second_repro_is_refused_while_one_runs(dvc_project):
 
 
 def test_outputs_do_not_depend_on_path_time_zone_or_locale(tiny, tmp_path):
-    a = make_project(tmp_path / "a", tiny)
+    source = str(write_keras_npz(tiny, tmp_path / "mnist.npz"))  # same params in both
+    a = make_project(tmp_path / "a", tiny, source=source)
     other_env = {"TZ": "Asia/Kathmandu", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "123"}
-    b = make_project(tmp_path / "some" / "deeper place", tiny, env=other_env)
+    b = make_project(tmp_path / "some" / "deeper place", tiny, source=source, env=other_env)
     a.dvc("repro")
     b.dvc("repro")
     assert a.outputs() == b.outputs()
