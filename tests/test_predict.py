@@ -135,6 +135,23 @@ def test_cli_json_schema_batches_and_bad_files(digits_and_model, tmp_path):
     assert plain.stdout.startswith(f"{tmp_path / 'digit.jpg'}: ") and "top 3:" in plain.stdout
 
 
+def test_many_files_are_read_in_parallel_and_reported_in_order(digits_and_model, tmp_path):
+    images, _, params, cfg = digits_and_model
+    save_model(tmp_path / "model.npz", params, cfg)
+    expected = model.predict(params, normalize(images[:2]))
+    Image.fromarray(images[0]).save(tmp_path / "a.png")
+    Image.fromarray(images[1]).save(tmp_path / "b.png")
+    files = [str(tmp_path / ("a.png" if i % 2 else "b.png")) for i in range(80)]
+    files[41] = str(tmp_path / "missing.png")  # more than PARALLEL_FROM files, one bad
+    result = run_cli("--json", "--model", str(tmp_path / "model.npz"), *files)
+    assert result.returncode == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == files
+    assert records[41] == {"file": files[41], "error": "no such file"}
+    digits = [r["digit"] for i, r in enumerate(records) if i != 41]
+    assert digits == [expected[0] if i % 2 else expected[1] for i in range(80) if i != 41]
+
+
 def test_cli_model_errors(tmp_path, digits_and_model):
     images = digits_and_model[0]
     np.save(tmp_path / "x.npy", images[:1])

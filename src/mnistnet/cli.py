@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 DEFAULT_MODEL = "data/model/model.npz"
@@ -29,12 +28,10 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
 
     Returns 1 if the model or any file failed, else 0; good files are classified either way.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     import numpy as np
 
     from mnistnet.checkpoint import load_model
-    from mnistnet.predict import classify, load_inputs
+    from mnistnet.predict import classify, load_many
     from mnistnet.storage import DataError
 
     try:
@@ -43,35 +40,25 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
         error(f"model: {e}")
         return 1
 
-    def read(path: str) -> np.ndarray | str:
-        try:
-            return load_inputs(path)
-        except DataError as e:
-            return str(e)
-
-    # Decoding and resizing release the GIL, so threads read files on every core.
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        loaded = dict(zip(paths, pool.map(read, paths), strict=True))
-    batches = {p: x for p, x in loaded.items() if not isinstance(x, str)}
-    failures = {p: x for p, x in loaded.items() if isinstance(x, str)}
-    records = iter(classify(params, np.concatenate(list(batches.values())))) if batches else None
-    for path in paths:
-        if path in failures:
+    loaded = load_many(paths)  # per path: images (n, 784), or the error message
+    good = [x for x in loaded if not isinstance(x, str)]
+    records = iter(classify(params, np.concatenate(good)) if good else [])  # one forward pass
+    for path, item in zip(paths, loaded, strict=True):
+        if isinstance(item, str):
             if as_json:
-                print(json.dumps({"file": path, "error": failures[path]}))
-            error(f"{path}: {failures[path]}")
+                print(json.dumps({"file": path, "error": item}))
+            error(f"{path}: {item}")
             continue
-        batch = len(batches[path])
-        for index in range(batch):
+        for index in range(len(item)):
             record = next(records)
-            name = path if batch == 1 else f"{path}[{index}]"
+            name = path if len(item) == 1 else f"{path}[{index}]"
             if as_json:
-                where = {"file": path, "index": index if batch > 1 else None}
+                where = {"file": path, "index": index if len(item) > 1 else None}
                 print(json.dumps({**where, **record}))
             else:
                 top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in record["top"])
                 print(f"{name}: {record['digit']} ({record['probability']:.1%})  top 3: {top}")
-    return 1 if failures else 0
+    return 1 if len(good) < len(loaded) else 0
 
 
 def check(params_path: str) -> int:

@@ -20,8 +20,10 @@ Arrays (``.npy``/``.npz`` of 28×28 images) are taken as already MNIST-shaped: `
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
+PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 
@@ -44,23 +47,25 @@ def mnist_style(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))
-    image = image.convert("L")
+    if image.mode != "L":
+        image = image.convert("L")
     factor = max(image.size) // WORK_SIDE
     if factor > 1:  # a box-filtered shrink first: the digit ends up 20 px tall anyway
         image = image.reduce(factor)
-    gray = np.asarray(image, dtype=np.float32)  # (H, W), 0..255
+    gray = np.asarray(image)  # uint8 (H, W)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    paper_level = float(np.median(border))
+    paper_level = int(np.partition(border, len(border) // 2)[len(border) // 2])  # median
     if paper_level > 127:  # dark ink on light paper: make it MNIST's light on dark
         gray = 255 - gray
         paper_level = 255 - paper_level
-    ink = np.maximum(gray - paper_level, 0)
-    if ink.max() < MIN_CONTRAST:
+    ink = np.subtract(gray, paper_level, dtype=np.int16)  # the paper becomes 0
+    peak = int(ink.max())
+    if peak < MIN_CONTRAST:
         raise DataError("no ink found: the image is blank or has almost no contrast")
-    mask = ink > INK_FRACTION * ink.max()
+    mask = ink > INK_FRACTION * peak
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w) bounding box
-    ink *= 255 / ink.max()
+    ink = np.maximum(ink, 0).astype(np.float32) * np.float32(255 / peak)
 
     h, w = ink.shape
     scale = BOX / max(h, w)
@@ -68,14 +73,14 @@ def mnist_style(image: Image.Image) -> np.ndarray:
     boxed = np.asarray(Image.fromarray(ink).resize(size, Image.LANCZOS))
     boxed = np.clip(boxed, 0, 255)  # Lanczos rings slightly below 0 and above 255
 
-    field = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32)
     total = boxed.sum()
-    cy = (boxed.sum(axis=1) * np.arange(boxed.shape[0])).sum() / total  # centre of mass
-    cx = (boxed.sum(axis=0) * np.arange(boxed.shape[1])).sum() / total
-    top = int(np.clip(round(IMAGE_SIDE / 2 - cy), 0, IMAGE_SIDE - boxed.shape[0]))
-    left = int(np.clip(round(IMAGE_SIDE / 2 - cx), 0, IMAGE_SIDE - boxed.shape[1]))
-    field[top : top + boxed.shape[0], left : left + boxed.shape[1]] = boxed
-    return np.round(field).astype(np.uint8)
+    cy = boxed.sum(axis=1) @ np.arange(boxed.shape[0]) / total  # centre of mass
+    cx = boxed.sum(axis=0) @ np.arange(boxed.shape[1]) / total
+    top = min(max(round(IMAGE_SIDE / 2 - cy), 0), IMAGE_SIDE - boxed.shape[0])
+    left = min(max(round(IMAGE_SIDE / 2 - cx), 0), IMAGE_SIDE - boxed.shape[1])
+    field = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.uint8)
+    field[top : top + boxed.shape[0], left : left + boxed.shape[1]] = np.round(boxed)
+    return field
 
 
 def load_inputs(path: str | os.PathLike) -> np.ndarray:
@@ -125,6 +130,28 @@ def _load_array(path: Path) -> np.ndarray:
         if images.min() >= 0 and images.max() <= 1:
             return images.reshape(len(images), -1).astype(np.float32)
     raise DataError(f"{images.dtype} pixels must be uint8 0-255 or floats in [0, 1]")
+
+
+def load_or_error(path: str | os.PathLike) -> np.ndarray | str:
+    """``load_inputs(path)``, or the problem as one line of text."""
+    try:
+        return load_inputs(path)
+    except DataError as e:
+        return str(e)
+
+
+def load_many(paths: list[str]) -> list[np.ndarray | str]:
+    """``load_or_error`` for each path, in order; in one process per core for long lists.
+
+    Decoding and normalizing is per-image Python and NumPy work that threads cannot share
+    (the GIL), so a long list is split across processes.
+    """
+    workers = os.cpu_count() or 1
+    if len(paths) < PARALLEL_FROM or workers < 2:
+        return [load_or_error(p) for p in paths]
+    chunk = math.ceil(len(paths) / (4 * workers))
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(load_or_error, paths, chunksize=chunk))
 
 
 def classify(params: dict, X: np.ndarray, top: int = 3) -> list[dict]:
