@@ -37,7 +37,7 @@ def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
             plots.misclassified_grid(
                 rng.random((8, 28, 28)), np.arange(8), np.arange(8)[::-1], np.full(8, 0.9)
             ),
-            (960, 420),
+            (960, 390),  # height follows the mosaic: 2 rows of 6
         ),  # fmt: skip
         "weights.png": (plots.weight_images(rng.standard_normal((784, 20))), (720, 340)),
         "per_class.png": (plots.per_class_accuracy(cm), (800, 420)),

@@ -353,9 +353,9 @@ def decode_pickle(blob: bytes) -> dict[str, np.ndarray]:
         raise DataError("pickle is not ((x, y), (x, y), (x, y))") from e
 
     def pixels(x: np.ndarray) -> np.ndarray:
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != 28 * 28:
-            raise DataError("pickle pixels are not an (n, 784) array")
-        scaled = x.astype(np.float64) * 256
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape[1:] != (28 * 28,):
+            raise DataError("pickle pixels are not a float32 (n, 784) array")
+        scaled = x * np.float32(256)  # exact in float32: 256 is a power of two
         if not np.array_equal(scaled, np.round(scaled)) or scaled.min() < 0 or scaled.max() > 255:
             raise DataError("pickle pixels are not uint8 / 256")
         return scaled.astype(np.uint8).reshape(-1, 28, 28)

@@ -97,36 +97,54 @@ def misclassified_grid(
     """Mistakes as a grid of digits, each titled ``true → predicted (confidence)``.
 
     ``images`` (m, 28, 28) in [0, 1]; ``true``, ``predicted`` (m,) ints; ``confidence`` (m,).
+    One mosaic and one ``imshow``, the titles drawn as text above each tile.
     """
-    cols = 6
+    cols, gap = 6, 10
     rows = max(1, math.ceil(len(images) / cols))
-    fig = Figure(figsize=(cols * 1.6, rows * 1.8 + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, image, t, p, c in zip(axes, images, true, predicted, confidence, strict=False):
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{t} → {p} ({c:.1%})", fontsize=9, color="firebrick")
+    side = 28 + gap
+    mosaic = np.pad(_mosaic(images, rows, cols, gap), ((gap, 0), (0, 0)), constant_values=np.nan)
+    width = cols * 1.6  # inches; the height follows the mosaic's shape, plus the title
+    fig = Figure(figsize=(width, round(width * mosaic.shape[0] / mosaic.shape[1] + 0.6, 1)),
+                 layout="constrained")  # fmt: skip
+    ax = fig.subplots()
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    for i, (t, p, c) in enumerate(zip(true, predicted, confidence, strict=True)):
+        r, col = divmod(i, cols)
+        ax.text(col * side + 14, r * side + gap - 1.5, f"{t} → {p} ({c:.1%})",
+                ha="center", va="bottom", fontsize=9, color="firebrick")  # fmt: skip
+    ax.axis("off")
     fig.suptitle("Most confident mistakes on the test set: true → predicted (confidence)")
     return fig
 
 
 def weight_images(W1: np.ndarray) -> Figure:
-    """Each hidden unit's 784 input weights (d, h) as a 28×28 image: red +, blue −."""
+    """Each hidden unit's 784 input weights (d, h) as a 28×28 image: red +, blue −.
+
+    The tiles form one mosaic drawn by a single ``imshow`` (one axes per unit would make
+    this the slowest figure by far).
+    """
     units = W1.shape[1]
     cols = 16 if units > 32 else 8
     rows = math.ceil(units / cols)
+    limits = np.abs(W1).max(axis=0)  # per unit, symmetric: white is exactly zero
+    tiles = (W1 / np.where(limits > 0, limits, 1)).T.reshape(units, 28, 28)  # in [-1, 1]
+    mosaic = _mosaic(tiles, rows, cols, gap=2)
     fig = Figure(figsize=(cols * 0.9, rows * 0.9 + 0.7), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, w in zip(axes, W1.T, strict=False):
-        limit = np.abs(w).max() or 1.0  # per unit, symmetric: white is exactly zero
-        ax.imshow(
-            w.reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
-        )
+    ax = fig.subplots()
+    ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(f"First-layer weights of {units} hidden units (red: excites, blue: inhibits)")
     return fig
+
+
+def _mosaic(tiles: np.ndarray, rows: int, cols: int, gap: int) -> np.ndarray:
+    """Tiles (m, s, s) laid out row by row with ``gap`` pixels between; gaps are NaN."""
+    side = tiles.shape[1] + gap
+    mosaic = np.full((rows * side - gap, cols * side - gap), np.nan)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        mosaic[r * side : r * side + tile.shape[0], c * side : c * side + tile.shape[1]] = tile
+    return mosaic
 
 
 def per_class_accuracy(cm: np.ndarray) -> Figure:
