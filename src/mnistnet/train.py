@@ -82,6 +82,7 @@ class Trainer:
         self.dH = np.empty((max_batch, h), dtype)
         self.active = np.empty((max_batch, h), bool)  # where ReLU passed its input
         self.rows = np.arange(max_batch)
+        # The optimizer moves params and grads into flat buffers and rebinds the dict entries.
         self.optimizer = make_optimizer(
             cfg.optimizer, params, self.grads, cfg.momentum, cfg.weight_decay
         )
