@@ -90,10 +90,11 @@ def plain_numpy(X, y, cfg, batch):
         for start in range(0, len(X), batch):
             idx = order[start : start + batch]
             _, grads = model.loss_and_grads(params, X[idx], y[idx])
-            for name in params:
-                g = grads[name] + cfg.weight_decay * params[name] * (params[name].ndim > 1)
-                velocity[name] = cfg.momentum * velocity[name] + g
-                params[name] = params[name] - cfg.lr * 0.5 * velocity[name]
+            lr = cfg.lr * 0.5
+            for name in params:  # the trainer's rule: decoupled decay on matrices, momentum
+                decay = 1 - lr * cfg.weight_decay if params[name].ndim > 1 else 1.0
+                velocity[name] = cfg.momentum * velocity[name] + grads[name]
+                params[name] = params[name] * decay - lr * velocity[name]
 
     return epoch
 

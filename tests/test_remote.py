@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, Project, run, sha256_file
 
@@ -81,7 +82,7 @@ def test_a_corrupted_remote_object_never_reaches_the_workspace(dvc_project, tmp_
     a.dvc("remote", "add", "-d", "shared", str(remote))
     a.git("commit", "-qam", "remote")
     a.dvc("push")
-    lock = json.loads(json.dumps(__import__("yaml").safe_load((a.root / "dvc.lock").read_text())))
+    lock = yaml.safe_load((a.root / "dvc.lock").read_text())
     md5 = next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"].endswith(".npz"))
     obj = remote / "files" / "md5" / md5[:2] / md5[2:]
     obj.chmod(0o644)

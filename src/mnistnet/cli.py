@@ -80,9 +80,9 @@ def check(params_path: str) -> int:
     except ConfigError as e:
         error(str(e))
         return 1
-    problems = [f"{params_path}: unknown section(s) {extra}; known: {sorted(sections)}"] * bool(
-        extra
-    )
+    problems = []
+    if extra:
+        problems.append(f"{params_path}: unknown section(s) {extra}; known: {sorted(sections)}")
     for name, cls in sections.items():
         try:
             load_section(params_path, name, cls)
