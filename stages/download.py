@@ -20,7 +20,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mnist-download-") as work:
         arrays = fetch_mnist(cfg, Path(work), log)
     save_npz(args.out, arrays)
-    log(f"wrote {args.out}: {len(arrays['x_train'])} train and {len(arrays['x_test'])} test images")
+    log(f"{len(arrays['x_train'])} train and {len(arrays['x_test'])} test images")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def main() -> None:
     write_text(out / "classes.json", json.dumps(classes_report(result), indent=2) + "\n")
     write_text(out / "confusion.csv", confusion_rows_csv(y_test, result["predicted"]))
     write_text(out / "misclassified.csv", misclassified_csv(y_test, result))
-    log(f"test accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}; wrote {out}/")
+    log(f"test accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from mnistnet import plots
 from mnistnet.checkpoint import load_model
 from mnistnet.config import ConfigError, load_section
 from mnistnet.preprocess import load_split
-from mnistnet.stage import log, run
+from mnistnet.stage import run
 
 
 def main() -> None:
@@ -46,7 +46,6 @@ def main() -> None:
     }
     for name, fig in figures.items():
         plots.save_png(fig, Path(args.out) / name, cfg.dpi)
-    log(f"wrote {len(figures)} plots to {args.out}/")
 
 
 if __name__ == "__main__":

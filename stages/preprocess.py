@@ -20,7 +20,7 @@ def main() -> None:
     splits = preprocess(load_raw(args.raw), cfg)
     for name, arrays in splits.items():
         save_npz(Path(args.out) / f"{name}.npz", arrays)
-        log(f"wrote {args.out}/{name}.npz: {len(arrays['x'])} images")
+        log(f"{name}: {len(arrays['x'])} images")
 
 
 if __name__ == "__main__":

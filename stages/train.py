@@ -30,7 +30,6 @@ def main() -> None:
     save_model(args.model, params, cfg, data=split_meta(Path(args.data) / "train.npz"))
     write_text(args.history, history_csv(history))
     write_text(args.metrics, json.dumps(final_metrics(history), indent=2) + "\n")
-    log(f"wrote {args.model}, {args.history}, {args.metrics}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,24 @@
 """Atomic, reproducible writes, and loads that say what is wrong with a file."""
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
-from mnistnet.storage import DataError, atomic_path, load_npz, save_npz, write_text
+from conftest import ROOT
+from mnistnet import storage
+from mnistnet.storage import (
+    DataError,
+    all_or_nothing,
+    atomic_path,
+    load_npz,
+    save_npz,
+    write_text,
+)
 
 
 def test_save_npz_is_byte_identical_and_loads_without_pickle(tmp_path):
@@ -34,6 +49,75 @@ def test_interrupt_during_write_leaves_previous_file(tmp_path):
         raise KeyboardInterrupt
     assert path.read_bytes() == before
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_all_or_nothing_replaces_every_output_at_the_end_or_none(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    write_text(a, "old a")
+    write_text(b, "old b")
+    with pytest.raises(KeyboardInterrupt), all_or_nothing() as outputs:
+        write_text(a, "new a")
+        assert a.read_text() == "old a"  # not renamed yet
+        raise KeyboardInterrupt  # before b was written
+    assert not outputs.committed
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+    with all_or_nothing() as outputs:
+        write_text(a, "new a")
+        write_text(b, "new b")
+    assert outputs.committed
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_a_signal_during_the_renames_waits_until_all_are_done(tmp_path, monkeypatch):
+    paths = [tmp_path / f"{i}.txt" for i in range(3)]
+    real_replace = os.replace
+    calls = []
+
+    def replace_and_get_interrupted(src, dst):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the first and second rename
+        calls.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "replace", replace_and_get_interrupted)
+    with pytest.raises(KeyboardInterrupt), all_or_nothing() as outputs:
+        for path in paths:
+            write_text(path, path.name)
+    assert outputs.committed
+    assert [p.read_text() for p in paths] == ["0.txt", "1.txt", "2.txt"]
+
+
+def test_a_stage_interrupted_between_two_outputs_replaces_neither(tmp_path):
+    """A stage script under ``stage.run`` that gets SIGTERM after writing its first output."""
+    (tmp_path / "a.txt").write_text("old a")
+    (tmp_path / "b.txt").write_text("old b")
+    script = tmp_path / "stage.py"
+    script.write_text(
+        textwrap.dedent("""
+        import os, signal
+        from mnistnet.stage import run
+        from mnistnet.storage import write_text
+
+        def main():
+            write_text("a.txt", "new a")
+            os.kill(os.getpid(), signal.SIGTERM)
+            write_text("b.txt", "new b")
+
+        run(main)
+    """)
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 130
+    assert "interrupted: no output was written or replaced" in result.stderr
+    assert (tmp_path / "a.txt").read_text() == "old a"
+    assert (tmp_path / "b.txt").read_text() == "old b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "stage.py"]
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 ``run(main)`` calls a stage's ``main`` and turns the project's documented errors into one
 ``error: …`` line and a non-zero exit status instead of a traceback. SIGTERM is handled like
-Ctrl-C, so an interrupted stage unwinds through ``storage.atomic_path`` and leaves no
-half-written file behind.
+Ctrl-C. ``main`` runs inside ``storage.all_or_nothing()``, so a stage that fails or is
+interrupted leaves no half-written file and replaces none of its outputs: they are all
+renamed into place together when ``main`` returns.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable
+
+from mnistnet.storage import all_or_nothing
 
 
 def log(message: str) -> None:
@@ -25,10 +28,16 @@ def _interrupt(signum: int, frame: object) -> None:
 def run(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; exit 1 on a user or data error, 130 when interrupted."""
     signal.signal(signal.SIGTERM, _interrupt)
+    outputs = None
     try:
-        main()
+        with all_or_nothing() as outputs:
+            main()
+        log("saved " + ", ".join(str(path) for _, path in outputs.moves))
     except KeyboardInterrupt:
-        log("interrupted: nothing was written under the output names")
+        if outputs is not None and outputs.committed:
+            log("interrupted after all outputs were written")
+        else:
+            log("interrupted: no output was written or replaced")
         sys.exit(130)
     except (ValueError, RuntimeError, OSError) as e:
         # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged;

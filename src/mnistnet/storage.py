@@ -3,7 +3,9 @@
 Every file a stage writes goes through ``atomic_path``: it is written to a temporary file in
 the destination folder, flushed to disk and renamed over the target. An interrupted or failed
 run therefore never leaves a half-written file under the final name, and the previous output
-stays as it was.
+stays as it was. Inside ``all_or_nothing()`` the renames wait until the block ends and then
+happen together with Ctrl-C and SIGTERM held back, so a stage that writes several files
+replaces all of them or none.
 
 ``save_npz`` writes ``.npz`` archives with fixed zip timestamps (``np.savez`` stamps the
 current time into every member), so the same arrays always give the same bytes and DVC never
@@ -15,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import struct
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -32,12 +36,25 @@ class DataError(ValueError):
     """A data file is missing, malformed, or not what the reader expects."""
 
 
+class _Pending:
+    """The files written inside one ``all_or_nothing`` block, waiting to be renamed."""
+
+    def __init__(self) -> None:
+        self.moves: list[tuple[Path, Path]] = []  # (temporary, final)
+        self.committed = False
+
+
+_pending: _Pending | None = None
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
     On any exception (KeyboardInterrupt and SystemExit included) the temporary file is
-    removed and ``path`` is left untouched.
+    removed and ``path`` is left untouched. Inside ``all_or_nothing()`` the rename waits for
+    the end of that block.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,10 +66,72 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs should read like normal files
-        os.replace(tmp, path)
+        if _pending is not None:
+            _pending.moves.append((tmp, path))
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[_Pending]:
+    """Hold back the renames of every ``atomic_path`` inside the block until it ends.
+
+    If the block raises (an error, Ctrl-C, SIGTERM), every file it wrote is deleted and no
+    output is touched. If it finishes, all files are renamed into place one after the other
+    with SIGINT and SIGTERM held back, so a signal cannot land between two renames; it is
+    delivered right after. The yielded object's ``committed`` tells which happened. (Should
+    a rename itself fail, the files already renamed stay and the rest are deleted.)
+    """
+    global _pending
+    if _pending is not None:
+        raise RuntimeError("all_or_nothing() blocks cannot be nested")
+    pending = _pending = _Pending()
+    try:
+        yield pending
+    except BaseException:
+        for tmp, _ in pending.moves:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _pending = None
+    with _signals_held():
+        for i, (tmp, path) in enumerate(pending.moves):
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                for rest, _ in pending.moves[i:]:
+                    rest.unlink(missing_ok=True)
+                raise
+        pending.committed = True
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Record SIGINT and SIGTERM during the block and deliver them when it ends.
+
+    Python runs signal handlers in the main thread whichever thread the signal reached, so
+    swapping the handlers holds a signal back where a thread's signal mask would not (the
+    BLAS threads NumPy starts could still take it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be changed from the main thread; nothing to hold there
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in caught:
+            signal.raise_signal(sig)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
