@@ -285,11 +285,49 @@ def trickle(tiny, tmp_path_factory):
     server.close()
 
 
-# How long each stage runs after it is seen, before the signal: mid-transfer for download,
-# mid-training for train (1500 epochs take about 3 s). Preprocess takes a fraction of a second
-# on the tiny data, too short to interrupt on purpose; tests/test_storage.py interrupts a
-# stage between two outputs instead.
-DELAY = {"download": 1.0, "train": 1.0}
+class Watched:
+    """A `dvc repro` in its own session (as a terminal runs it), its output read as it comes."""
+
+    def __init__(self, project, *args: str) -> None:
+        self.dvc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", *args], cwd=project.root, env=project.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.dvc.stdout))
+        self.reader.start()
+
+    def wait_for_line(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no line with {text!r}:\n{self.output()}"
+            assert self.dvc.poll() is None, f"dvc exited first:\n{self.output()}"
+            time.sleep(0.02)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout: float = 120) -> str:
+        self.dvc.wait(timeout)
+        self.reader.join(timeout)
+        self.dvc.stdout.close()
+        return self.output()
+
+    def __enter__(self) -> Watched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.dvc.poll() is None:  # a failed assertion: stop the run and all it started
+            os.killpg(self.dvc.pid, signal.SIGKILL)
+        self.finish()
+
+
+# The line that shows each stage is at work, and how long it then runs before the signal:
+# mid-transfer for download (the trickle server takes about 3 s), mid-training for train
+# (1500 epochs take about 3 s). Preprocess takes a fraction of a second on the tiny data, too
+# short to interrupt on purpose; tests/test_storage.py interrupts a stage between two outputs.
+AT_WORK = {"download": "trying http://127.0.0.1", "train": "training on 200 images"}
+DELAY = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -314,19 +352,17 @@ def test_interrupted_stage_leaves_nothing_and_the_rerun_matches(
     SIGTERM is what a job runner or `kill` sends to the stage's own process."""
     project = make_project(tmp_path, tiny, source=trickle.url, env={"SHELL": shell})
     project.set_params("train", epochs=1500)
-    dvc = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro", "train"], cwd=project.root, env=project.env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    process = wait_for_stage(dvc, stage)
-    time.sleep(DELAY[stage])
-    if how == "ctrl-c":
-        os.killpg(dvc.pid, signal.SIGINT)
-    else:
-        process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)  # its clean-up done (under dash, the shell may exit first)
-    output, _ = dvc.communicate(timeout=120)
-    assert dvc.returncode != 0, output
+    with Watched(project, "repro", "train") as run:
+        run.wait_for_line(AT_WORK[stage])
+        process = wait_for_stage(run.dvc, stage)
+        time.sleep(DELAY)
+        if how == "ctrl-c":
+            os.killpg(run.dvc.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)  # its clean-up done (under dash, the shell may exit first)
+        output = run.finish()
+    assert run.dvc.returncode != 0, output
     assert f"failed to reproduce '{stage}'" in output
     assert "interrupted: no output was written or replaced" in output
     leftovers = [p for p in (project.root / "data").rglob("*") if p.name.endswith(".tmp")]
@@ -340,16 +376,13 @@ def test_interrupted_stage_leaves_nothing_and_the_rerun_matches(
 
 def test_a_second_repro_is_refused_while_one_runs(dvc_project):
     dvc_project.set_params("train", epochs=1500)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro"], cwd=dvc_project.root, env=dvc_project.env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    wait_for_stage(first, "train")
-    second = dvc_project.dvc("repro", check=False)
-    output, _ = first.communicate(timeout=120)
+    with Watched(dvc_project, "repro") as first:
+        first.wait_for_line("training on")
+        second = dvc_project.dvc("repro", check=False)
+        output = first.finish()
     assert second.returncode != 0
     assert "is busy, it is being blocked by" in second.stderr
-    assert first.returncode == 0, output
+    assert first.dvc.returncode == 0, output
     assert dvc_project.dvc("status", "-q", check=False).returncode == 0  # nothing corrupted
 
 
