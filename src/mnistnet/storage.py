@@ -15,6 +15,7 @@ sees a change that is not there.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import signal
@@ -144,14 +145,25 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     """Atomically write ``arrays`` as an uncompressed ``.npz`` with reproducible bytes.
 
     Members are written in the mapping's order; object arrays are refused, so the file
-    never needs pickle to load.
+    never needs pickle to load. Each member's size is given to ``zipfile`` up front, so
+    zip64 records appear only for members that need them (over ~2 GB): Python releases
+    disagree on how they write forced zip64 headers (3.11.2 and 3.11.7 differ), and forcing
+    them would tie the file's bytes, and so every DVC hash downstream, to the Python release.
     """
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
+            array = np.asarray(array, order="C")  # (ascontiguousarray would make 0-d 1-d)
+            if array.dtype.hasobject:
+                raise ValueError(f"array {name!r} holds Python objects, which need pickle")
+            header = io.BytesIO()
+            fmt = np.lib.format
+            fmt.write_array_header_1_0(header, fmt.header_data_from_array_1_0(array))
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
-            with zf.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            info.file_size = header.tell() + array.nbytes
+            with zf.open(info, "w") as member:
+                member.write(header.getvalue())
+                member.write(array.reshape(-1).view(np.uint8))
 
 
 def load_npz(
