@@ -9,7 +9,7 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-slow bench lint format lock clean notebook
+.PHONY: setup run test test-slow fuzz bench lint format lock clean notebook
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,9 @@ test: $(VENV)/.installed-dev
 
 test-slow: $(VENV)/.installed-dev
 	pytest -m slow
+
+fuzz: $(VENV)/.installed-dev
+	pytest tests/test_fuzz.py --hypothesis-profile=explore
 
 bench: $(VENV)/.installed
 	python bench/bench_train.py

@@ -18,8 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The fuzz tests (tests/test_fuzz.py) draw the same examples on every run, so `make test`
+# passes or fails for a reason, not by the luck of the draw; `make fuzz` draws new ones.
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("repeatable", max_examples=300, derandomize=True, **_FUZZ)
+settings.register_profile("explore", max_examples=5000, **_FUZZ)
+settings.load_profile("repeatable")  # `pytest --hypothesis-profile=explore` overrides this
 
 
 def make_tiny_mnist(n_train: int = 240, n_test: int = 60, seed: int = 0) -> dict[str, np.ndarray]:

@@ -43,8 +43,10 @@ def read_idx(stream: BinaryIO, name: str = "<stream>") -> np.ndarray:
         raise DataError(f"{name}: truncated IDX header.")
     shape = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
     size = math.prod(shape)  # Python ints: a hostile header cannot overflow the check
-    if size > MAX_BYTES:
-        raise DataError(f"{name}: IDX header claims {size} bytes of data; refusing to read it.")
+    if size > MAX_BYTES or math.prod(max(d, 1) for d in shape) > MAX_BYTES:
+        # (the second test: a zero among huge dimensions holds no data, yet no array has
+        # that shape either)
+        raise DataError(f"{name}: IDX header claims dimensions {shape}; refusing to read it.")
     data = stream.read(size + 1)  # one byte more than promised reveals trailing garbage
     if len(data) < size:
         raise DataError(

@@ -31,6 +31,8 @@ import numpy as np
 
 # The earliest date a zip header can hold; any fixed value makes the archive reproducible.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Deflate cannot expand data more than about 1032-fold; a larger claim is a lie.
+_MAX_DEFLATE_RATIO = 1032
 
 
 class DataError(ValueError):
@@ -177,8 +179,9 @@ def load_npz(
     non-object dtype. Any problem (missing file, not a zip, missing member, wrong dtype or
     rank, a header that claims more data than the member holds) raises ``DataError`` naming
     the file and ending with ``fix``, the sentence that tells the user how to repair it.
-    Each member's header is checked against its stored size before anything is allocated, so
-    a hostile file cannot make the reader allocate more than the file holds.
+    Each member's zip sizes are checked against the file's own size, and its header against
+    those, before anything is allocated, so a hostile file cannot make the reader allocate
+    more than the file holds (or, for a deflated member, what deflate can expand it to).
     """
     path = Path(path)
     if not path.is_file():
@@ -189,7 +192,8 @@ def load_npz(
             missing = sorted(set(schema) - set(names))
             if missing:
                 raise DataError(f"{path}: missing arrays {missing}. {fix}")
-            arrays = {name: _read_member(zf, names[name]) for name in schema}
+            size = path.stat().st_size
+            arrays = {name: _read_member(zf, names[name], size) for name in schema}
     except DataError:
         raise
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
@@ -206,15 +210,25 @@ def load_npz(
     return arrays
 
 
-def _read_member(zf: zipfile.ZipFile, member: str) -> np.ndarray:
-    """One ``.npy`` member, its size checked against its header before allocating."""
+def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndarray:
+    """One ``.npy`` member, its sizes checked against the archive and its header before
+    anything is allocated."""
     info = zf.getinfo(member)
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
+    if info.compress_size > archive_size or info.file_size > info.compress_size * ratio + 1024:
+        raise ValueError(
+            f"{member}: the zip directory claims {info.file_size} bytes, "
+            f"more data than the {archive_size}-byte file holds"
+        )
     with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        except Exception as e:  # NumPy's parser of the header text raises several kinds
+            raise ValueError(f"{member} has a malformed .npy header ({e!r})") from e
         if dtype.hasobject:
             raise ValueError(f"{member} holds Python objects, which would need pickle")
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
