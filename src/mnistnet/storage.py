@@ -214,8 +214,11 @@ def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndar
     """One ``.npy`` member, its sizes checked against the archive and its header before
     anything is allocated."""
     info = zf.getinfo(member)
-    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
-    if info.compress_size > archive_size or info.file_size > info.compress_size * ratio + 1024:
+    if info.compress_type == zipfile.ZIP_STORED:
+        most = info.compress_size
+    else:  # (+1 KiB: a tiny member's deflate overhead can exceed its data)
+        most = info.compress_size * _MAX_DEFLATE_RATIO + 1024
+    if info.compress_size > archive_size or info.file_size > most:
         raise ValueError(
             f"{member}: the zip directory claims {info.file_size} bytes, "
             f"more data than the {archive_size}-byte file holds"
