@@ -3,7 +3,8 @@
 The package holds all logic; the scripts under ``stages/`` only parse paths, read their
 section of ``params.yaml`` and call into it. Module map:
 
-- ``config``     typed, validated params sections (one frozen dataclass each)
+- ``numerics``   pins OpenBLAS and NumPy's CPU dispatch so results match on every x86-64 CPU
+- ``config``     reading ``params.yaml``: validation and the error messages
 - ``storage``    atomic, byte-deterministic file output and validated array loading
 - ``idx``        the IDX binary format MNIST was published in
 - ``download``   fetching MNIST from an ordered list of sources, verified by content digests
@@ -11,6 +12,19 @@ section of ``params.yaml`` and call into it. Module map:
 - ``model``      the network math (pure NumPy, no I/O)
 - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
 - ``train``      the mini-batch training loop
+- ``checkpoint`` saving and loading trained models (``.npz``, no pickle)
+- ``metrics``    test-set scores, per-class reports, confusion and mistake lists
+- ``plots``      the PNG figures of the plot stage
+- ``plots_html`` the offline HTML template for ``dvc plots show``
+- ``predict``    reading and normalizing your own digit images
+- ``stage``      what every stage script shares: progress lines, errors, all-or-nothing outputs
+- ``cli``        the ``mnistnet`` command
+
+Importing the package pins the numerics (see ``numerics``) before NumPy loads.
 """
+
+from mnistnet import numerics as _numerics
+
+_numerics.pin()
 
 __version__ = "0.1.0"

@@ -30,14 +30,17 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     """
     import numpy as np
 
+    from mnistnet import numerics
     from mnistnet.checkpoint import load_model
     from mnistnet.predict import classify, load_many
     from mnistnet.storage import DataError
 
     try:
+        for line in numerics.apply():  # the same numerics as evaluate, so the same probabilities
+            print(line, file=sys.stderr)
         params, _ = load_model(model_path)
-    except DataError as e:
-        error(f"model: {e}")
+    except (DataError, RuntimeError) as e:
+        error(f"model: {e}" if isinstance(e, DataError) else str(e))
         return 1
 
     loaded = load_many(paths)  # per path: images (n, 784), or the error message

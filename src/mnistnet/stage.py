@@ -2,9 +2,10 @@
 
 ``run(main)`` calls a stage's ``main`` and turns the project's documented errors into one
 ``error: …`` line and a non-zero exit status instead of a traceback. SIGTERM is handled like
-Ctrl-C. ``main`` runs inside ``storage.all_or_nothing()``, so a stage that fails or is
-interrupted leaves no half-written file and replaces none of its outputs: they are all
-renamed into place together when ``main`` returns.
+Ctrl-C. Before ``main``, the pinned numerics are checked (``numerics.apply``). ``main`` runs
+inside ``storage.all_or_nothing()``, so a stage that fails or is interrupted leaves no
+half-written file and replaces none of its outputs: they are all renamed into place together
+when ``main`` returns.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from mnistnet import numerics
 from mnistnet.storage import all_or_nothing
 
 
@@ -30,6 +32,8 @@ def run(main: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     outputs = None
     try:
+        for line in numerics.apply():
+            log(line)
         with all_or_nothing() as outputs:
             main()
         log("saved " + ", ".join(str(path) for _, path in outputs.moves))
@@ -40,7 +44,8 @@ def run(main: Callable[[], None]) -> None:
             log("interrupted: no output was written or replaced")
         sys.exit(130)
     except (ValueError, RuntimeError, OSError) as e:
-        # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged;
+        # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged,
+        # numerics not as pinned;
         # OSError: disk full, permissions. Each message already says what to do.
         log(f"error: {e}")
         sys.exit(1)
