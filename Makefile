@@ -29,6 +29,7 @@ fuzz: $(VENV)/.installed-dev
 bench: $(VENV)/.installed
 	python bench/bench_train.py
 	python bench/bench_predict.py
+	python bench/bench_numerics.py
 
 lint: $(VENV)/.installed-dev
 	ruff check .

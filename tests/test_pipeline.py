@@ -5,6 +5,8 @@ import io
 import json
 import time
 
+from conftest import Project, run
+
 STAGES = ("download", "preprocess", "train", "evaluate", "plot")
 
 
@@ -117,3 +119,44 @@ def test_a_queued_grid_sweep_runs_every_experiment(dvc_project):
     grid = {(float(row["train.lr"]), int(row["train.hidden_size"])) for row in runs}
     assert grid == {(0.1, 8), (0.1, 16), (0.05, 8), (0.05, 16)}
     assert all(0 <= float(row["test.accuracy"]) <= 1 for row in runs)  # each has its metrics
+
+
+def test_a_fresh_clone_reproduces_head_so_its_cache_serves_diffs_and_checkout(
+    dvc_project, tmp_path
+):
+    """What a newcomer does first: clone, run, compare against HEAD, try a change, go back."""
+    dvc_project.dvc("repro")
+    dvc_project.git("add", "-A")
+    dvc_project.git("commit", "-q", "-m", "results")
+    committed = dvc_project.outputs()
+
+    clone = Project(
+        tmp_path / "clone", {**dvc_project.env, "PYTHONPATH": str(tmp_path / "clone/src")}
+    )
+    run(["git", "clone", "-q", str(dvc_project.root), str(clone.root)], tmp_path)
+    clone.dvc("repro")  # an empty cache: every stage runs
+    assert clone.git("status", "--porcelain").stdout == ""  # same dvc.lock, same eval files
+    assert clone.outputs() == committed
+
+    diff = clone.dvc("metrics", "diff", "HEAD", "--all", "--json")
+    assert "failed to load" not in diff.stderr
+    train = json.loads(diff.stdout)["data/train/metrics.json"]
+    assert train["train.accuracy"]["old"] == train["train.accuracy"]["new"] is not None
+    plots = clone.dvc("plots", "diff", "HEAD", "--json")
+    assert "failed to load" not in plots.stderr
+    curves = [
+        e for p in json.loads(plots.stdout)["data"].values() for e in p if e["type"] == "vega"
+    ]
+    assert len(curves) == 3  # loss, accuracy, confusion: each drawn from HEAD's data too
+    for entry in curves:
+        assert {point["rev"] for point in entry["content"]["data"]["values"]} == {
+            "HEAD",
+            "workspace",
+        }
+
+    clone.dvc("exp", "run", "-S", "train.lr=0.05")
+    assert clone.outputs() != committed
+    run(["git", "checkout", "--", "."], clone.root, env=clone.env)  # the README's way back
+    clone.dvc("checkout")
+    assert clone.outputs() == committed
+    assert clone.dvc("status", "-q", check=False).returncode == 0

@@ -11,9 +11,11 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -192,3 +194,90 @@ def test_failed_push_leaves_cache_and_workspace_untouched(dvc_project, s3_server
     assert "ERROR" in result.stderr and expected in result.stderr, result.stderr[-2000:]
     assert tree_digests(project.root / ".dvc/cache") == cache
     assert project.outputs() == workspace
+
+
+# --- experiments and models across machines -----------------------------------------------
+
+
+def with_origin(project: Project, tmp_path: Path) -> Path:
+    """A bare git repository as ``origin``, holding the project's current branch."""
+    origin = tmp_path / "origin.git"
+    branch = project.git("branch", "--show-current").stdout.strip()
+    run(["git", "init", "-q", "--bare", f"--initial-branch={branch}", str(origin)], tmp_path)
+    project.git("remote", "add", "origin", str(origin))
+    project.git("push", "-q", "origin", branch)
+    return origin
+
+
+def teammate(origin: Path, where: Path, env: dict) -> Project:
+    run(["git", "clone", "-q", str(origin), str(where)], where.parent)
+    return Project(where, {**env, "PYTHONPATH": str(where / "src")})
+
+
+@pytest.mark.parametrize("remote", ["local folder", "s3"])
+def test_an_experiment_travels_between_machines(dvc_project, tmp_path, request, remote):
+    a = committed(dvc_project)
+    if remote == "s3":
+        endpoint, key_id, secret = request.getfixturevalue("s3_server")
+        a.env.update(aws_env(key_id, secret))
+        with_s3_remote(a, endpoint)
+    else:
+        a.dvc("remote", "add", "-d", "shared", str(tmp_path / "dvc-remote"))
+        a.git("commit", "-qam", "remote")
+    a.dvc("push")
+    origin = with_origin(a, tmp_path)
+
+    a.dvc("exp", "run", "-n", "wider", "-S", "train.hidden_size=24")
+    pushed = a.dvc("exp", "push", "origin", "wider")
+    assert "Pushed experiment wider to Git remote 'origin'" in pushed.stdout + pushed.stderr
+    experiment = a.outputs()
+
+    b = teammate(origin, tmp_path / "teammate", a.env)
+    b.dvc("exp", "pull", "origin", "wider")
+    shown = json.loads(b.dvc("exp", "show", "--json").stdout)
+    runs = {
+        exp["name"]: exp["data"]
+        for commit in shown
+        for branch in commit.get("experiments") or []
+        for exp in branch["revs"]
+    }
+    assert set(runs) == {"wider"}
+    accuracy = runs["wider"]["metrics"]["data/eval/metrics.json"]["data"]["test"]["accuracy"]
+    assert (
+        accuracy == json.loads((a.root / "data/eval/metrics.json").read_text())["test"]["accuracy"]
+    )
+    b.dvc("exp", "apply", "wider")
+    assert b.dvc("status", "-q", check=False).returncode == 0
+    assert "Running stage" not in b.dvc("repro").stdout  # nothing retrained
+    assert b.outputs() == experiment
+
+
+def test_a_released_model_is_fetched_without_cloning(dvc_project, tmp_path):
+    a = committed(dvc_project)
+    a.dvc("remote", "add", "-d", "shared", str(tmp_path / "dvc-remote"))
+    a.git("commit", "-qam", "remote")
+    a.dvc("push")
+    gto = Path(sys.executable).parent / "gto"  # installed with DVC
+    registered = run([str(gto), "register", "mnist-mlp", "--version", "v1.0.0"], a.root, env=a.env)
+    assert "mnist-mlp@v1.0.0" in registered.stdout
+    tag = a.git("cat-file", "-t", "mnist-mlp@v1.0.0").stdout.strip()
+    assert tag == "tag"  # annotated: dvc artifacts get does not see lightweight tags
+    origin = with_origin(a, tmp_path)
+    a.git("push", "-q", "origin", "--tags")
+
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    got = run([sys.executable, "-m", "dvc", "artifacts", "get", str(origin), "mnist-mlp"],
+              consumer, env=a.env)  # fmt: skip
+    assert "Downloaded 1 file(s) to 'model.npz'" in got.stdout
+    assert os.listdir(consumer) == ["model.npz"]
+    model = consumer / "model.npz"
+    assert sha256_file(model) == sha256_file(a.root / "data/model/model.npz")
+
+    digits = tmp_path / "digits.npy"
+    test = np.load(a.root / "data/processed/test.npz")
+    np.save(digits, test["x"][:5].reshape(5, 28, 28))
+    predict = [sys.executable, "-m", "mnistnet.cli", "predict", "--json", str(digits)]
+    ours = run([*predict, "--model", str(model)], consumer, env=a.env).stdout
+    theirs = run(predict, a.root, env=a.env).stdout  # the model in the pipeline's workspace
+    assert ours == theirs and len(ours.splitlines()) == 5
