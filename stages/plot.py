@@ -4,10 +4,14 @@ import argparse
 from pathlib import Path
 
 from mnistnet import plots
+from mnistnet.augment import load_pool, to_uint8
 from mnistnet.checkpoint import load_model
 from mnistnet.config import ConfigError, load_section
 from mnistnet.preprocess import load_split
 from mnistnet.stage import run
+
+EXAMPLES = 8  # training images shown with their distorted copies
+COPIES_SHOWN = 7
 
 
 def main() -> None:
@@ -16,7 +20,9 @@ def main() -> None:
     parser.add_argument("--history", required=True, help="history CSV from the train stage")
     parser.add_argument("--eval", required=True, help="folder written by the evaluate stage")
     parser.add_argument("--test", required=True, help="processed test split (.npz)")
+    parser.add_argument("--train", required=True, help="processed training split (.npz)")
     parser.add_argument("--model", required=True, help="model file from the train stage")
+    parser.add_argument("--pool", required=True, help="distorted copies from the augment stage")
     parser.add_argument("--out", required=True, help="folder for the PNG files")
     args = parser.parse_args()
 
@@ -31,6 +37,8 @@ def main() -> None:
     cm = plots.load_confusion(Path(args.eval) / "classes.json")
     mistakes = plots.load_misclassified(Path(args.eval) / "misclassified.csv", cfg.misclassified)
     x_test, _ = load_split(args.test)
+    x_train, _ = load_split(args.train)
+    pool, _ = load_pool(args.pool, len(x_train))
 
     figures = {
         "training_curves.png": plots.training_curves(plots.load_history(args.history)),
@@ -43,6 +51,9 @@ def main() -> None:
         ),  # fmt: skip
         "first_layer_weights.png": plots.weight_images(params["W1"][:, : cfg.hidden_units or None]),
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
+        "augmented_examples.png": plots.augmented_examples(
+            to_uint8(x_train[:EXAMPLES]), pool[:COPIES_SHOWN, :EXAMPLES]
+        ),
     }
     for name, fig in figures.items():
         plots.save_png(fig, Path(args.out) / name, cfg.dpi)

@@ -4,6 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mnistnet.augment import AugmentConfig, load_pool
 from mnistnet.checkpoint import save_model
 from mnistnet.config import load_section
 from mnistnet.preprocess import load_split, split_meta
@@ -16,20 +17,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file")
     parser.add_argument("--data", required=True, help="folder with train.npz and val.npz")
+    parser.add_argument("--pool", required=True, help="distorted copies from the augment stage")
     parser.add_argument("--model", required=True, help="model file (.npz) to write")
     parser.add_argument("--history", required=True, help="per-epoch CSV to write")
     parser.add_argument("--metrics", required=True, help="final-epoch metrics JSON to write")
     args = parser.parse_args()
 
     cfg = load_section(args.params, "train", TrainConfig)
+    shift = load_section(args.params, "augment", AugmentConfig).epoch_shift
     x_train, y_train = load_split(Path(args.data) / "train.npz")
     x_val, y_val = load_split(Path(args.data) / "val.npz")
-    log(f"training on {len(x_train)} images, validating on {len(x_val)}")
-    params, history = train(cfg, x_train, y_train, x_val, y_val, log=log)
+    pool, pool_meta = load_pool(args.pool, len(x_train))
+    log(f"training on {len(x_train)} images{augmentation(len(pool), shift)}, "
+        f"validating on {len(x_val)}")  # fmt: skip
+    params, history = train(cfg, x_train, y_train, x_val, y_val, log, pool, shift)
 
-    save_model(args.model, params, cfg, data=split_meta(Path(args.data) / "train.npz"))
+    data = split_meta(Path(args.data) / "train.npz")
+    augment = {**pool_meta["augment"], "epoch_shift": shift}
+    save_model(args.model, params, cfg, data=data, augment=augment)
     write_text(args.history, history_csv(history))
     write_text(args.metrics, json.dumps(final_metrics(history), indent=2) + "\n")
+
+
+def augmentation(copies: int, shift: int) -> str:
+    """How each epoch shows an image, for the first log line."""
+    parts = [f"as itself or one of {copies} distorted copies"] if copies else []
+    parts += [f"moved by up to {shift} px"] if shift else []
+    return ", each " + " and ".join(parts) if parts else ""
 
 
 if __name__ == "__main__":

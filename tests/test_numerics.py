@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mnistnet import numerics
+from mnistnet.augment import AugmentConfig, make_pool, save_pool
 from mnistnet.preprocess import PreprocessConfig, preprocess
 from mnistnet.storage import save_npz
 
@@ -98,8 +99,12 @@ def test_a_fresh_process_runs_what_was_pinned_whatever_the_environment():
 def train_folder(tmp_path_factory, tiny):
     """Processed tiny data and a params file big enough for BLAS to use its threads."""
     folder = tmp_path_factory.mktemp("numerics")
-    for name, arrays in preprocess(tiny, PreprocessConfig(val_size=40)).items():
+    splits = preprocess(tiny, PreprocessConfig(val_size=40))
+    for name, arrays in splits.items():
         save_npz(folder / "data" / f"{name}.npz", arrays)
+    cfg = AugmentConfig(copies=2, elastic_alpha=30)  # the warps' float math is pinned too
+    pool = make_pool(splits["train"]["x"], cfg)
+    save_pool(folder / "pool.npz", pool, cfg, {})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for dtype in ("float32", "float64"):
         params["train"].update(epochs=2, batch_size=100, hidden_size=256, dtype=dtype)
@@ -110,7 +115,8 @@ def train_folder(tmp_path_factory, tiny):
 def train_bytes(folder: Path, dtype: str, **env: str) -> str:
     """Run the train stage in a fresh process; the sha256 of the model it wrote."""
     model = folder / f"model-{dtype}.npz"
-    args = ["--params", f"{dtype}.yaml", "--data", "data", "--model", model.name]
+    args = ["--params", f"{dtype}.yaml", "--data", "data", "--pool", "pool.npz"]
+    args += ["--model", model.name]
     args += ["--history", "history.csv", "--metrics", "metrics.json"]
     subprocess.run(
         [sys.executable, str(ROOT / "stages/train.py"), *args],

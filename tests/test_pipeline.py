@@ -7,7 +7,7 @@ import time
 
 from conftest import Project, run
 
-STAGES = ("download", "preprocess", "train", "evaluate", "plot")
+STAGES = ("download", "preprocess", "augment", "train", "evaluate", "plot")
 
 
 def ran(result) -> set[str]:
@@ -57,6 +57,14 @@ def test_each_change_reruns_exactly_the_stages_it_affects(dvc_project):
     with open(dvc_project.root / "src/mnistnet/plots.py", "a") as f:
         f.write("\n# a change to plotting code\n")
     assert ran(dvc_project.dvc("repro")) == {"plot"}
+
+    # With augmentation off, other warp settings leave the (empty) pool's bytes alone
+    dvc_project.set_params("augment", rotate=5.0)
+    assert ran(dvc_project.dvc("repro")) == {"augment"}
+    dvc_project.set_params("augment", epoch_shift=1)  # applied by train, not the pool
+    assert ran(dvc_project.dvc("repro")) == {"train", "evaluate", "plot"}
+    dvc_project.set_params("augment", copies=2)
+    assert ran(dvc_project.dvc("repro")) == {"augment", "train", "evaluate", "plot"}
 
     assert ran(dvc_project.dvc("repro")) == set()
 

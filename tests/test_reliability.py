@@ -33,14 +33,19 @@ STAGE_OUTPUTS = {
 STAGE_ARGS = {
     "download": ["--out", "data/raw/mnist.npz"],
     "preprocess": ["--raw", "data/raw/mnist.npz", "--out", "data/processed"],
-    "train": ["--data", "data/processed", "--model", "data/model/model.npz",
+    "augment": ["--train", "data/processed/train.npz", "--out", "data/augmented/pool.npz"],
+    "train": ["--data", "data/processed", "--pool", "data/augmented/pool.npz",
+              "--model", "data/model/model.npz",
               "--history", "data/train/history.csv", "--metrics", "data/train/metrics.json"],
     "evaluate": ["--model", "data/model/model.npz", "--test", "data/processed/test.npz",
                  "--out", "data/eval"],
     "plot": ["--history", "data/train/history.csv", "--eval", "data/eval", "--test",
-             "data/processed/test.npz", "--model", "data/model/model.npz", "--out", "data/plots"],
+             "data/processed/test.npz", "--train", "data/processed/train.npz",
+             "--pool", "data/augmented/pool.npz", "--model", "data/model/model.npz",
+             "--out", "data/plots"],
 }  # fmt: skip
-PARAMS_ARG = {"download": True, "preprocess": True, "train": True, "evaluate": False, "plot": True}
+PARAMS_ARG = {"download": True, "preprocess": True, "augment": True, "train": True,
+              "evaluate": False, "plot": True}  # fmt: skip
 
 
 def run_stage(folder: Path, stage: str, params: str = "params.yaml") -> subprocess.CompletedProcess:
@@ -105,6 +110,9 @@ BAD_PARAMS = [
     ),
     ("download", lambda p: p["download"].update(sources=[]), "download.sources: got []"),
     ("download", lambda p: p["download"]["sources"].append({"url": "x.pkl.gz"}), "must pin"),
+    ("augment", lambda p: p["augment"].update(copies=-1), "augment.copies: got -1"),
+    ("augment", lambda p: p["augment"].update(rotate=180), "augment.rotate: got 180.0"),
+    ("augment", lambda p: p["augment"].update(elastic=3), "unknown key(s) augment.elastic"),
     ("plot", lambda p: p["plot"].update(hidden_units=17), "plot.hidden_units: got 17, but the"),
     ("plot", lambda p: p["plot"].update(dpi="high"), "plot.dpi: expected a whole number"),
 ]
@@ -154,6 +162,9 @@ BAD_DATA = [
     ("train", "data/processed/train.npz",
      lambda p: save_npz(p, {**dict(np.load(p)), "x": np.full((200, 784), np.nan, np.float32)}),
      "x holds NaN or pixels outside [0, 1]"),
+    ("train", "data/augmented/pool.npz",
+     lambda p: save_npz(p, {**dict(np.load(p)), "pool": np.zeros((2, 199, 784), np.uint8)}),
+     "pool (2, 199, 784) is not (copies, 200, 784). Rerun the augment stage"),
     ("evaluate", "data/processed/test.npz",
      lambda p: save_npz(p, {**dict(np.load(p)), "meta": np.array(
          '{"seed": 0, "split": "test", "val_size": 7}')}),
@@ -214,7 +225,8 @@ def test_disk_full_on_a_real_small_filesystem(finished, tmp_path):
         old.write_bytes((finished / "data/model/model.npz").read_bytes())  # ~52 KB of 96 KB
         params = write_params(finished, "wide.yaml", lambda p: p["train"].update(hidden_size=64))
         args = [sys.executable, "stages/train.py", "--params", params, "--data", "data/processed",
-                "--model", str(old), "--history", str(tmp_path / "h.csv"),
+                "--pool", "data/augmented/pool.npz", "--model", str(old),
+                "--history", str(tmp_path / "h.csv"),
                 "--metrics", str(tmp_path / "m.json")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         result = subprocess.run(args, cwd=finished, capture_output=True, text=True, env=env)

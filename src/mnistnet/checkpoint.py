@@ -20,12 +20,19 @@ FORMAT = "mnistnet-mlp/1"
 
 
 def save_model(
-    path: str | os.PathLike, params: Params, train_config: object, data: dict | None = None
+    path: str | os.PathLike,
+    params: Params,
+    train_config: object,
+    data: dict | None = None,
+    augment: dict | None = None,
 ) -> None:
-    """Atomically write ``params``, the dataclass ``train_config`` that produced them and
-    ``data``, the metadata of the split they were trained on (see ``preprocess.split_meta``).
+    """Atomically write ``params``, the dataclass ``train_config`` that produced them,
+    ``data``, the metadata of the split they were trained on (see ``preprocess.split_meta``),
+    and ``augment``, the settings of the distorted copies they saw (None: none).
     """
     meta = {"format": FORMAT, "train": dataclasses.asdict(train_config), "data": data}
+    if augment is not None and (augment.get("copies") or augment.get("epoch_shift")):
+        meta["augment"] = augment
     arrays = {name: params[name] for name in PARAM_NAMES}
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     save_npz(path, arrays)

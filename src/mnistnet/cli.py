@@ -66,6 +66,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
 
 def check(params_path: str) -> int:
     """Validate every section; print one line per problem; return the exit status."""
+    from mnistnet.augment import AugmentConfig
     from mnistnet.config import ConfigError, load_section, read_params
     from mnistnet.download import DownloadConfig
     from mnistnet.plots import PlotConfig
@@ -75,6 +76,7 @@ def check(params_path: str) -> int:
     sections = {
         "download": DownloadConfig,
         "preprocess": PreprocessConfig,
+        "augment": AugmentConfig,
         "train": TrainConfig,
         "plot": PlotConfig,
     }

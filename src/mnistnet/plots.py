@@ -208,3 +208,21 @@ def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndar
         }
     except (KeyError, ValueError) as e:
         raise DataError(f"{path}: malformed ({e}). Rerun: dvc repro evaluate") from e
+
+
+def augmented_examples(originals: np.ndarray, copies: np.ndarray) -> Figure:
+    """What the network sees: each training image (row) beside its distorted copies.
+
+    ``originals`` uint8 (m, 784); ``copies`` uint8 (c, m, 784), the first images of the
+    augment stage's pool; ``c`` may be 0 (augmentation off).
+    """
+    m, c = len(originals), len(copies)
+    tiles = np.concatenate([originals[None], copies]).transpose(1, 0, 2)  # (m, c + 1, 784)
+    mosaic = _mosaic(tiles.reshape(-1, 28, 28) / 255, m, c + 1, gap=2)
+    fig = Figure(figsize=((c + 1) * 0.8 + 0.4, m * 0.8 + 0.7), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    what = f"original, then {c} distorted copies" if c else "augmentation is off (copies: 0)"
+    fig.suptitle(f"Training images as the network sees them: {what}")
+    return fig

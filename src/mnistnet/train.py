@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from mnistnet import model
+from mnistnet import augment, model
 from mnistnet.config import require
 from mnistnet.optim import learning_rate, make_optimizer
 
@@ -143,11 +143,17 @@ def train(
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     log: Callable[[str], None] = lambda line: None,
+    pool: np.ndarray | None = None,
+    shift: int = 0,
 ) -> tuple[model.Params, list[EpochStats]]:
     """Train from scratch and return the parameters and one ``EpochStats`` per epoch.
 
     Inputs: x_train (n, d) in [0, 1], y_train (n,) integer labels; x_val/y_val likewise, or
-    None/empty for no validation. Raises ``TrainingDiverged`` if the loss stops being finite.
+    None/empty for no validation; ``pool`` uint8 (copies, n, d), distorted copies of x_train
+    (``augment.make_pool``): each epoch then shows every image as itself or as one of its
+    copies, drawn afresh; ``shift`` > 0 also translates every image by a whole number of
+    pixels in ±``shift`` per axis, drawn afresh each epoch. Raises ``TrainingDiverged`` if
+    the loss stops being finite.
     """
     dtype = np.dtype(cfg.dtype)
     X = np.ascontiguousarray(x_train, dtype=dtype)  # (n, d)
@@ -160,15 +166,16 @@ def train(
     rng = np.random.default_rng(cfg.seed)
     params = model.init_params(rng, d, cfg.hidden_size, 10, cfg.init, cfg.init_scale, dtype)
     trainer = Trainer(params, cfg, batch)
-    batches = Batches(X, y_train, batch)
+    batches = Batches(X, y_train, batch, pool, shift)
 
     history = []
     for epoch in range(cfg.epochs):
         started = time.perf_counter()
         order = rng.permutation(n) if batch < n else None
+        start = batches.draw(rng, n)  # which version of each image, shifted how far
         loss_sum, correct = 0.0, 0
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-            for i, (xb, yb) in enumerate(batches.epoch(order)):
+            for i, (xb, yb) in enumerate(batches.epoch(order, start)):
                 lr = learning_rate(
                     cfg.lr_schedule, cfg.lr, epoch * steps_per_epoch + i, total_steps
                 )
@@ -191,23 +198,84 @@ def train(
 
 
 class Batches:
-    """Mini-batches gathered in a shuffled order into one reused buffer."""
+    """Mini-batches gathered in a shuffled order into one reused buffer.
 
-    def __init__(self, X: np.ndarray, labels: np.ndarray, batch: int) -> None:
+    Augmented, the images come from ``sources``: uint8 images padded by ``shift`` pixels all
+    round, the originals first, then each distorted copy, flattened into one array. An image
+    is read as a 28×28 window of its padded version, so a per-image offset of the window is
+    a per-image translation at no extra cost; the bytes are scaled into the float buffer
+    exactly as ``preprocess.normalize`` scales them.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray,
+        batch: int,
+        pool: np.ndarray | None = None,
+        shift: int = 0,
+    ) -> None:
         self.X, self.labels, self.batch = X, labels, batch
         self.Xb = np.empty((batch, X.shape[1]), X.dtype)  # (batch, d)
         self.yb = np.empty(batch, labels.dtype)
+        self.copies = 0 if pool is None else len(pool)
+        self.shift = shift
+        self.augmented = bool(self.copies or shift)
+        if self.augmented:
+            n, d = X.shape
+            if pool is not None and pool.shape[1:] != (n, d):
+                raise ValueError(f"pool {pool.shape} does not hold copies of x {X.shape}")
+            side = augment.SIDE + 2 * shift
+            padded = np.zeros((self.copies + 1, n, side, side), np.uint8)
+            window = (slice(shift, shift + augment.SIDE),) * 2
+            padded[(0, slice(None), *window)] = augment.to_uint8(X).reshape(n, *augment.SIDE_2D)
+            if self.copies:
+                padded[(slice(1, None), slice(None), *window)] = pool.reshape(
+                    self.copies, n, *augment.SIDE_2D
+                )
+            self.sources = padded.reshape(-1)  # flat: image i of version v at (v n + i) side²
+            self.side = side
+            rows = np.arange(augment.SIDE)[:, None] * side
+            self.window = (rows + np.arange(augment.SIDE)).ravel()  # (d,) unshifted offsets
+            self.Ub = np.empty((batch, d), np.uint8)
 
-    def epoch(self, order: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied."""
-        if order is None:
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        """Per image, where this epoch reads it in ``sources`` (n,), or None if unaugmented.
+
+        Draws, from ``rng``, which version of each image to show (original or a copy) and
+        its translation, uniform in ±``shift`` pixels per axis.
+        """
+        if not self.augmented:
+            return None
+        start = np.arange(n) * self.side**2
+        if self.copies:
+            start += rng.integers(0, self.copies + 1, n) * (n * self.side**2)
+        if self.shift:
+            dy, dx = rng.integers(0, 2 * self.shift + 1, (2, n))
+            start += dy * self.side + dx
+        return start
+
+    def epoch(
+        self, order: np.ndarray | None, start: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied.
+
+        ``start`` (n,) from ``draw``: where each image's window begins in ``sources``.
+        """
+        if order is None and start is None:
             yield self.X, self.labels
             return
-        for start in range(0, len(order), self.batch):
-            idx = order[start : start + self.batch]
+        order = np.arange(len(self.X)) if order is None else order
+        for first in range(0, len(order), self.batch):
+            idx = order[first : first + self.batch]
             m = len(idx)
             # mode="clip": the default "raise" buffers the output, doubling the copy
-            np.take(self.X, idx, axis=0, out=self.Xb[:m], mode="clip")
+            if start is None:
+                np.take(self.X, idx, axis=0, out=self.Xb[:m], mode="clip")
+            else:
+                pixels = start[idx, None] + self.window  # (m, d) positions in sources
+                np.take(self.sources, pixels, out=self.Ub[:m], mode="clip")
+                np.divide(self.Ub[:m], np.float32(255), out=self.Xb[:m])  # as normalize does
             np.take(self.labels, idx, out=self.yb[:m], mode="clip")
             yield self.Xb[:m], self.yb[:m]
 

@@ -1,0 +1,26 @@
+"""Stage `augment`: distorted copies of the training images, made once and cached by DVC."""
+
+import argparse
+
+from mnistnet.augment import AugmentConfig, make_pool, save_pool
+from mnistnet.config import load_section
+from mnistnet.preprocess import load_split, split_meta
+from mnistnet.stage import log, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--train", required=True, help="processed training split (.npz)")
+    parser.add_argument("--out", required=True, help="pool of distorted copies (.npz) to write")
+    args = parser.parse_args()
+
+    cfg = load_section(args.params, "augment", AugmentConfig)
+    x_train, _ = load_split(args.train)
+    log(f"{cfg.copies} distorted copies of {len(x_train)} training images")
+    pool = make_pool(x_train, cfg, log)
+    save_pool(args.out, pool, cfg, split_meta(args.train))
+
+
+if __name__ == "__main__":
+    run(main)
