@@ -1,6 +1,7 @@
 """The ``mnistnet`` command.
 
 - ``mnistnet predict IMAGE…`` classifies your own digit images with the trained model.
+- ``mnistnet serve`` serves a local page: draw a digit and watch the model read it.
 - ``mnistnet check [PARAMS]`` validates every section of params.yaml. ``make run`` calls it
   before ``dvc repro`` because DVC deletes a stage's outputs before running it: a typo found
   here costs nothing, the same typo found inside a stage leaves that stage's outputs to be
@@ -17,6 +18,7 @@ import json
 import sys
 
 DEFAULT_MODEL = "data/model/model.npz"
+DEFAULT_METRICS = "data/eval/metrics.json"
 
 
 def error(message: str) -> None:
@@ -109,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON record per image")
     p = commands.add_parser("check", help="validate params.yaml before a run")
     p.add_argument("params", nargs="?", default="params.yaml")
+    p = commands.add_parser("serve", help="a local page: draw a digit, watch the model read it")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help="test metrics shown on the page")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    p.add_argument("--quiet", action="store_true", help="no line per request")
     p = commands.add_parser("plots-template", help="write the offline HTML template for dvc")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
     args = parser.parse_args(argv)
@@ -117,6 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         return predict(args.images, args.model, args.json)
     if args.command == "check":
         return check(args.params)
+    if args.command == "serve":
+        from mnistnet import numerics
+        from mnistnet.serve import serve
+
+        try:
+            for line in numerics.apply():  # the same numerics as evaluate and predict
+                print(line, file=sys.stderr)
+        except RuntimeError as e:
+            error(str(e))
+            return 1
+        return serve(args.model, args.metrics, args.host, args.port, args.quiet)
     from mnistnet.plots_html import write_offline_template
 
     write_offline_template(args.path)

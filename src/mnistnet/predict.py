@@ -20,8 +20,10 @@ Arrays (``.npy``/``.npz`` of 28×28 images) are taken as already MNIST-shaped: `
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -38,6 +40,9 @@ INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
+MAX_PIXELS = (
+    40_000_000  # larger declared images are refused before decoding (a 12 MP photo is fine)
+)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 
@@ -92,18 +97,36 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file")
-    suffix = path.suffix.lower()
-    if suffix in ARRAY_SUFFIXES:
+    if path.suffix.lower() in ARRAY_SUFFIXES:
         return _load_array(path)
+    return decode_image(path.read_bytes())
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A PNG or JPEG file's bytes → float32 (1, 784) in [0, 1], normalized like MNIST.
+
+    Raises ``DataError`` for bytes that are not a readable PNG/JPEG, a truncated file, an
+    image over ``MAX_PIXELS`` (checked from the header, before any pixel is decoded: a small
+    file can declare a huge image), or a blank one.
+    """
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+        with image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DataError(
+                    f"the image declares {width}×{height} pixels; at most {MAX_PIXELS:,} are "
+                    f"read. Scale it down first"
+                )
             image.load()
             return normalize(mnist_style(image)[None])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"the image declares too many pixels ({e})") from e
     except (UnidentifiedImageError, OSError) as e:
-        kinds = ", ".join(sorted(IMAGE_SUFFIXES | ARRAY_SUFFIXES))
-        raise DataError(
-            f"not a readable image ({type(e).__name__}); expected one of {kinds}"
-        ) from e
+        kind = type(e).__name__
+        raise DataError(f"not a readable image ({kind}); expected a PNG or JPEG") from e
 
 
 def _load_array(path: Path) -> np.ndarray:

@@ -1,0 +1,354 @@
+"""`mnistnet serve`: the API against a real server on a free loopback port, a real browser,
+and a load of 500 requests.
+
+The model is trained here on drawn strokes (1s, 7s and 0s rendered with Pillow the way the
+page draws), so the browser test can check what a person would: draw a 1, see 1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image, ImageDraw
+
+from cdp import Browser, find_chromium
+from conftest import ROOT
+from mnistnet.checkpoint import save_model
+from mnistnet.predict import mnist_style
+from mnistnet.preprocess import normalize
+from mnistnet.train import TrainConfig, train
+
+PAD = 280  # the page's drawing area, in canvas pixels
+
+
+def strokes(digit: int, rng: np.random.Generator) -> list[list[tuple[float, float]]]:
+    """Polylines of a hand-drawn ``digit`` (0, 1 or 7) on the 280 px pad, jittered."""
+    j = lambda spread: rng.uniform(-spread, spread)  # noqa: E731
+    if digit == 1:
+        x = 140 + j(40)
+        return [[(x + j(6), 50 + j(20)), (x + j(12), 230 + j(20))]]
+    if digit == 7:
+        left, right, top = 70 + j(20), 210 + j(20), 60 + j(15)
+        return [[(left, top + j(5)), (right, top + j(5)), (130 + j(25), 235 + j(15))]]
+    cx, cy, rx, ry = 140 + j(20), 140 + j(20), 55 + j(15), 85 + j(15)
+    t = np.linspace(0, 2 * np.pi, 40)
+    return [[(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in t]]
+
+
+def png_of(lines: list[list[tuple[float, float]]], width: int = 20) -> bytes:
+    image = Image.new("L", (PAD, PAD), 255)
+    draw = ImageDraw.Draw(image)
+    for line in lines:
+        draw.line(line, fill=0, width=width, joint="curve")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    """A model trained on drawn 0s, 1s and 7s, and a metrics file for its facts."""
+    folder = tmp_path_factory.mktemp("serve")
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1, 7], 120)
+    images = np.stack(
+        [mnist_style(Image.open(io.BytesIO(png_of(strokes(d, rng))))) for d in labels]
+    )
+    cfg = TrainConfig(hidden_size=32, epochs=15, batch_size=32, lr=0.1)
+    params, _ = train(cfg, normalize(images), labels)
+    save_model(folder / "model.npz", params, cfg, data={"split": "train"})
+    (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9876}}))
+    return folder
+
+
+class Server:
+    """``mnistnet serve`` in a subprocess on a free port; stopped by PID."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        line = self.process.stdout.readline()  # "serving … at http://127.0.0.1:PORT/ …"
+        if "http://" not in line:
+            raise AssertionError(f"no URL printed: {line!r} {self.stop()}")
+        self.url = line.split("at ", 1)[1].split()[0]
+        self.host, port = self.url.removeprefix("http://").strip("/").split(":")
+        self.port = int(port)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers=None):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def predict(self, body: bytes, content_type: str = "image/png"):
+        status, _, data = self.request("POST", "/api/predict", body, {"Content-Type": content_type})
+        return status, json.loads(data)
+
+    def stop(self) -> str:
+        """Stop the server; return what it printed to stderr."""
+        self.process.terminate()
+        try:
+            _, stderr = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return stderr
+
+
+@pytest.fixture(scope="module")
+def server(model_files):
+    running = Server(
+        "--quiet", "--model", str(model_files / "model.npz"),
+        "--metrics", str(model_files / "metrics.json"),
+    )  # fmt: skip
+    yield running
+    running.stop()
+
+
+def test_health_and_model_facts(server):
+    status, _, body = server.request("GET", "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    status, _, body = server.request("GET", "/api/model")
+    facts = json.loads(body)
+    assert status == 200 and facts["hidden_size"] == 32 and facts["test_accuracy"] == 0.9876
+    assert facts["train"]["epochs"] == 15
+
+
+def test_the_page_and_its_assets_are_served_from_the_package(server):
+    status, headers, page = server.request("GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b'<canvas id="pad"' in page and b"/app.js" in page
+    for asset in ("/app.js", "/style.css"):
+        assert server.request("GET", asset)[0] == 200
+    assert b"http" not in page.replace(b"http-equiv", b"")  # nothing fetched from elsewhere
+
+
+def test_predict_matches_mnistnet_predict_on_the_same_file(server, model_files, tmp_path):
+    image = png_of(strokes(1, np.random.default_rng(9)))
+    status, reply = server.predict(image)
+    assert status == 200
+    assert reply["digit"] == 1
+    assert len(reply["probabilities"]) == 10 and abs(sum(reply["probabilities"]) - 1) < 1e-4
+    assert len(reply["normalized"]) == 784
+    assert 0 <= min(reply["normalized"]) and max(reply["normalized"]) == 1
+    (tmp_path / "one.png").write_bytes(image)
+    cli = subprocess.run(
+        [sys.executable, "-m", "mnistnet.cli", "predict", "--json", "--model",
+         str(model_files / "model.npz"), str(tmp_path / "one.png")],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    record = json.loads(cli.stdout)
+    assert record["digit"] == reply["digit"]
+    assert record["probability"] == pytest.approx(max(reply["probabilities"]), abs=1e-6)
+
+
+def test_jpeg_and_multipart_uploads(server):
+    image = Image.open(io.BytesIO(png_of(strokes(7, np.random.default_rng(3)))))
+    jpeg = io.BytesIO()
+    image.convert("RGB").save(jpeg, format="JPEG", quality=90)
+    status, reply = server.predict(jpeg.getvalue(), "image/jpeg")
+    assert status == 200 and reply["digit"] == 7
+    boundary = "xYzZy"
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="7.jpg"'
+            f"\r\nContent-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + jpeg.getvalue()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, reply = server.predict(form, f"multipart/form-data; boundary={boundary}")
+    assert status == 200 and reply["digit"] == 7
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny, valid-looking PNG whose header claims ``width`` × ``height`` pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1000)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+BLANK = png_of([])
+GOOD = png_of(strokes(1, np.random.default_rng(1)))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        (b"hello, not an image", "image/png", 400, "not a readable image"),
+        (GOOD[: len(GOOD) // 2], "image/png", 400, "not a readable image"),
+        (b"", "image/png", 400, "the body is empty"),
+        (png_declaring(60_000, 60_000), "image/png", 400, "declares"),
+        (png_declaring(7_000, 7_000), "image/png", 400, "at most 40,000,000 are read"),
+        (BLANK, "image/png", 400, "no ink found"),
+        (GOOD, "text/plain", 415, "content type text/plain"),
+        (b"--b\r\n\r\nno file\r\n--b--\r\n", "multipart/form-data; boundary=b", 400, "no image"),
+    ],
+)
+def test_bad_uploads_get_a_json_reason_and_the_server_keeps_serving(
+    server, body, content_type, status, says
+):
+    got, reply = server.predict(body, content_type)
+    assert got == status and says in reply["error"] and "\n" not in reply["error"]
+    assert server.predict(GOOD)[0] == 200
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(server):
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 50000000\r\n\r\n" + b"\0" * 1000  # 50 MB announced, 1 KB sent
+        )
+        started = time.monotonic()
+        reply = b""
+        while chunk := s.recv(4096):  # the server answers, then closes the connection
+            reply += chunk
+    reply = reply.decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413")
+    assert time.monotonic() - started < 5
+    assert "at most 2,097,152" in reply
+    assert server.request("GET", "/healthz")[0] == 200
+
+
+def test_a_body_without_length_is_refused(server):
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 411")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nothing-here", 404),
+        ("GET", "/../../../etc/passwd", 404),
+        ("GET", "/web/index.html", 404),
+        ("GET", "/src/mnistnet/serve.py", 404),
+        ("GET", "/api/predict", 405),
+        ("POST", "/api/model", 405),
+        ("DELETE", "/", 405),
+        ("PUT", "/healthz", 405),
+    ],
+)
+def test_unknown_paths_and_wrong_methods(server, method, path, status):
+    got, headers, body = server.request(method, path)
+    assert got == status and "error" in json.loads(body)
+    if status == 405:
+        assert headers["Allow"] in ("GET", "POST")
+
+
+def test_a_missing_or_corrupt_model_is_a_clear_error_at_start_up(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    for model in ("missing.npz", "corrupt.npz"):
+        result = subprocess.run(
+            [sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0", "--model", model],
+            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert (
+            result.stderr.startswith(f"error: model: {model}") and "Traceback" not in result.stderr
+        )
+
+
+def test_listening_beyond_loopback_warns(model_files):
+    exposed = Server("--host", "0.0.0.0", "--quiet", "--model", str(model_files / "model.npz"))
+    try:
+        assert exposed.request("GET", "/healthz")[0] == 200
+    finally:
+        stderr = exposed.stop()
+    assert "warning: listening on 0.0.0.0: the page is reachable from the network" in stderr
+
+
+def test_500_requests_from_8_clients_all_succeed_and_memory_stays_flat(server):
+    bodies = [png_of(strokes(d, np.random.default_rng(i))) for i, d in enumerate([0, 1, 7] * 4)]
+    process = psutil.Process(server.process.pid)
+    for body in bodies:  # warm up: first requests allocate buffers and caches
+        server.predict(body)
+    before = process.memory_info().rss
+    latencies, failures = [], []
+
+    def client(worker: int) -> None:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        for i in range(worker, 500, 8):
+            started = time.perf_counter()
+            conn.request("POST", "/api/predict", body=bodies[i % len(bodies)],
+                         headers={"Content-Type": "image/png"})  # fmt: skip
+            response = conn.getresponse()
+            data = response.read()
+            latencies.append(time.perf_counter() - started)
+            if response.status != 200 or "digit" not in json.loads(data):
+                failures.append((response.status, data[:200]))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    grown = (process.memory_info().rss - before) / 2**20
+    assert not failures and len(latencies) == 500
+    assert grown < 20, f"server memory grew by {grown:.1f} MB"
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    print(f"\n500 requests, 8 clients: p50 {p50:.1f} ms, p99 {p99:.1f} ms, RSS +{grown:.1f} MB")
+
+
+CHROMIUM = find_chromium()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
+def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
+    with Browser(CHROMIUM) as browser:
+        browser.open(server.url, "document.querySelector('#facts dd') !== null")
+        assert "784 → 32 (ReLU) → 10" in browser.evaluate("document.body.innerText")
+        box = browser.evaluate(
+            "(() => { const r = pad.getBoundingClientRect(); return [r.left, r.top, r.width]; })()"
+        )
+        left, top, width = box
+
+        def on_pad(x: float, y: float) -> tuple[float, float]:  # 280 px pad → page pixels
+            return left + x * width / PAD, top + y * width / PAD
+
+        def draw(lines) -> str:
+            browser.evaluate("document.getElementById('clear').click()")
+            for line in lines:
+                points = np.concatenate(
+                    [np.linspace(a, b, 12) for a, b in zip(line, line[1:], strict=False)]
+                )
+                browser.drag([on_pad(x, y) for x, y in points])
+            return browser.wait_for(
+                "(() => { const d = digit.textContent; return d !== '–' && d; })()"
+            )
+
+        assert draw([[(140, 50), (140, 230)]]) == "1"
+        assert browser.evaluate("document.querySelectorAll('#bars li').length") == 10
+        assert draw([[(70, 60), (210, 60), (125, 235)]]) == "7"
+        assert "%" in browser.evaluate("message.textContent")
+        browser.screenshot(tmp_path / "serve.png")
+        assert (tmp_path / "serve.png").stat().st_size > 10_000
