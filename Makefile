@@ -9,7 +9,7 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-slow fuzz bench lint format lock clean notebook
+.PHONY: setup run test test-fast test-slow fuzz bench lint format lock clean notebook
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	pytest -m "not slow"
+
+# The inner loop: unit tests only, no dvc, browser or subprocess (~15 s).
+test-fast: $(VENV)/.installed-dev
+	pytest -m "not slow and not cli" -q
 
 test-slow: $(VENV)/.installed-dev
 	pytest -m slow

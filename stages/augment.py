@@ -2,6 +2,7 @@
 
 import argparse
 
+import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.augment import AugmentConfig, make_pool, save_pool
 from mnistnet.config import load_section
 from mnistnet.preprocess import load_split, split_meta

@@ -4,6 +4,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.config import load_section
 from mnistnet.download import DownloadConfig, fetch_mnist
 from mnistnet.stage import log, run

@@ -4,6 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
+import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.checkpoint import check_prepared_alike, load_model
 from mnistnet.metrics import (
     classes_report,

@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet import plots
 from mnistnet.augment import load_pool, to_uint8
 from mnistnet.checkpoint import load_model

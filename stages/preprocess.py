@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.config import load_section
 from mnistnet.preprocess import PreprocessConfig, load_raw, preprocess
 from mnistnet.stage import log, run

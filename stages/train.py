@@ -4,6 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
+import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.augment import AugmentConfig, load_pool
 from mnistnet.checkpoint import save_model
 from mnistnet.config import load_section

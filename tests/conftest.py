@@ -188,6 +188,7 @@ def make_project(
     project.git("config", "user.name", "test")
     project.git("config", "user.email", "test@example.com")
     project.dvc("init", "-q")
+    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")  # the custom plot template
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "pipeline")
     return project

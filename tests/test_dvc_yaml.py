@@ -71,3 +71,19 @@ def test_the_import_walk_sees_every_form_of_import(tmp_path):
     files = transitive_files(script)
     for name in ("__init__", "numerics", "model", "plots", "checkpoint", "storage"):
         assert f"src/mnistnet/{name}.py" in files
+
+
+def test_params_yaml_is_in_the_layout_dvc_writes(tmp_path):
+    """`dvc exp run -S key=value` rewrites params.yaml: its diff must be that one line."""
+    from dvc.utils.serialize._yaml import modify_yaml  # what `-S` itself uses
+
+    copy = tmp_path / "params.yaml"
+    original = (ROOT / "params.yaml").read_text()
+    copy.write_text(original)
+    with modify_yaml(copy) as params:
+        params["train"]["lr"] = 0.05
+    changed = [
+        (a, b) for a, b in zip(original.splitlines(), copy.read_text().splitlines(), strict=True)
+        if a != b
+    ]  # fmt: skip
+    assert len(changed) == 1 and changed[0][1].strip().startswith("lr: 0.05")

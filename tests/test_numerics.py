@@ -75,6 +75,7 @@ def test_no_pin_where_asked_or_impossible_and_one_line_says_so(
     assert says in note
 
 
+@pytest.mark.cli
 @needs_pin
 def test_a_fresh_process_runs_what_was_pinned_whatever_the_environment():
     kernel = "SkylakeX" if cpu_has("avx512f") else "Sandybridge"
@@ -139,6 +140,7 @@ ENVIRONMENTS = [
 ]
 
 
+@pytest.mark.cli
 @needs_pin
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_train_stage_bytes_do_not_depend_on_blas_or_simd_settings(train_folder, dtype):
@@ -147,6 +149,7 @@ def test_train_stage_bytes_do_not_depend_on_blas_or_simd_settings(train_folder, 
         assert train_bytes(train_folder, dtype, **env) == reference, env
 
 
+@pytest.mark.cli
 @needs_pin
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to differ")
 def test_without_the_pin_the_thread_count_changes_the_bytes(train_folder):
@@ -157,6 +160,7 @@ def test_without_the_pin_the_thread_count_changes_the_bytes(train_folder):
     assert one != two
 
 
+@pytest.mark.cli
 @needs_pin
 @pytest.mark.skipif(not cpu_has("avx512f"), reason="NumPy runs AVX-512 loops only on AVX-512")
 def test_without_the_pin_numpy_avx512_loops_change_float64_bytes(train_folder):

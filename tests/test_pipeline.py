@@ -5,7 +5,11 @@ import io
 import json
 import time
 
+import pytest
+
 from conftest import Project, run
+
+pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
 
 STAGES = ("download", "preprocess", "augment", "train", "evaluate", "plot")
 

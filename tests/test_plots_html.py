@@ -30,6 +30,7 @@ def shown_plots(dvc_project):
     return dvc_project.root / "shown/index.html"
 
 
+@pytest.mark.cli
 def test_plots_page_has_no_cdn_script(shown_plots):
     html = shown_plots.read_text()
     assert not CDN_SCRIPT.search(html)
@@ -49,6 +50,7 @@ def chromium(*args: str, profile) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+@pytest.mark.cli
 def test_headless_chromium_draws_the_charts_offline(shown_plots, tmp_path):
     # After the page's scripts ran, each Vega chart is a canvas of class "marks"; with the
     # libraries missing (DVC's CDN page offline) there are none.

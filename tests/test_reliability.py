@@ -25,6 +25,8 @@ import yaml
 from conftest import ROOT, digests_of, make_project, sha256_file, write_keras_npz
 from mnistnet.storage import save_npz
 
+pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
+
 STAGE_OUTPUTS = {
     "download": ["data/raw/mnist.npz"],
     "preprocess": ["data/processed/train.npz", "data/processed/val.npz", "data/processed/test.npz"],

@@ -21,6 +21,8 @@ import yaml
 
 from conftest import ROOT, Project, run, sha256_file
 
+pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
+
 MOTO_BIN = ROOT / ".venv-moto" / "bin"
 BUCKET = "mnistnet-artifacts"
 

@@ -31,6 +31,8 @@ from mnistnet.predict import mnist_style
 from mnistnet.preprocess import normalize
 from mnistnet.train import TrainConfig, train
 
+pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
+
 PAD = 280  # the page's drawing area, in canvas pixels
 
 

@@ -34,7 +34,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
 
     from mnistnet import numerics
     from mnistnet.checkpoint import load_model
-    from mnistnet.predict import classify, load_many
+    from mnistnet.predict import classify, expand_folders, load_many
     from mnistnet.storage import DataError
 
     try:
@@ -45,6 +45,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
         error(f"model: {e}" if isinstance(e, DataError) else str(e))
         return 1
 
+    paths = expand_folders(paths)
     loaded = load_many(paths)  # per path: images (n, 784), or the error message
     good = [x for x in loaded if not isinstance(x, str)]
     records = iter(classify(params, np.concatenate(good)) if good else [])  # one forward pass
@@ -106,11 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mnistnet", description="MNIST from scratch, with DVC")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy, .npz)")
-    p.add_argument("images", nargs="+", help="image files, or arrays of 28x28 images")
+    p.add_argument(
+        "images", nargs="+",
+        help="image files (PNG, JPEG), arrays of 28x28 images (.npy, .npz), or folders of them",
+    )  # fmt: skip
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
     p.add_argument("--json", action="store_true", help="one JSON record per image")
     p = commands.add_parser("check", help="validate params.yaml before a run")
-    p.add_argument("params", nargs="?", default="params.yaml")
+    p.add_argument(
+        "params", nargs="?", default="params.yaml",
+        help="the params file to validate (default: params.yaml in this folder)",
+    )  # fmt: skip
     p = commands.add_parser("serve", help="a local page: draw a digit, watch the model read it")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
     p.add_argument("--metrics", default=DEFAULT_METRICS, help="test metrics shown on the page")

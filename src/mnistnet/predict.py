@@ -88,6 +88,19 @@ def mnist_style(image: Image.Image) -> np.ndarray:
     return field
 
 
+def expand_folders(paths: list[str]) -> list[str]:
+    """Each folder in ``paths`` replaced by its image and array files, sorted by name."""
+    suffixes = IMAGE_SUFFIXES | ARRAY_SUFFIXES
+    expanded = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in suffixes)
+            expanded += [str(p) for p in found] or [path]  # an empty folder: say so below
+        else:
+            expanded.append(path)
+    return expanded
+
+
 def load_inputs(path: str | os.PathLike) -> np.ndarray:
     """Images in ``path`` as float32 (n, 784) in [0, 1], ready for the network.
 
@@ -95,6 +108,8 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
     naming the problem for a missing, unreadable, blank or wrongly shaped input.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("a folder with no PNG, JPEG, .npy or .npz file in it")
     if not path.is_file():
         raise DataError("no such file")
     if path.suffix.lower() in ARRAY_SUFFIXES:
@@ -148,11 +163,18 @@ def _load_array(path: Path) -> np.ndarray:
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")
     if images.dtype == np.uint8:
-        return normalize(images)
-    if images.dtype.kind == "f" and np.isfinite(images).all():
-        if images.min() >= 0 and images.max() <= 1:
-            return images.reshape(len(images), -1).astype(np.float32)
-    raise DataError(f"{images.dtype} pixels must be uint8 0-255 or floats in [0, 1]")
+        x = normalize(images)
+    elif images.dtype.kind == "f" and np.isfinite(images).all():
+        if images.min() < 0 or images.max() > 1:
+            raise DataError(f"{images.dtype} pixels must be uint8 0-255 or floats in [0, 1]")
+        x = images.reshape(len(images), -1).astype(np.float32)
+    else:
+        raise DataError(f"{images.dtype} pixels must be uint8 0-255 or floats in [0, 1]")
+    blank = np.flatnonzero(x.max(axis=1) < MIN_CONTRAST / 255)  # as a blank photo is refused
+    if len(blank):
+        which = "the image is" if len(x) == 1 else f"images {blank[:5].tolist()} of {len(x)} are"
+        raise DataError(f"no ink found: {which} blank or almost without contrast")
+    return x
 
 
 def load_or_error(path: str | os.PathLike) -> np.ndarray | str:

@@ -10,6 +10,7 @@ when ``main`` returns.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -40,6 +41,11 @@ def run(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         if outputs is not None and outputs.committed:
             log("interrupted after all outputs were written")
+        elif "DVC_STAGE" in os.environ:  # dvc repro deleted the old outputs before the run
+            log(
+                "interrupted: no output was written or replaced, but dvc repro had removed "
+                "the previous outputs before the stage started: `dvc checkout` restores them"
+            )
         else:
             log("interrupted: no output was written or replaced")
         sys.exit(130)

@@ -15,6 +15,7 @@ sees a change that is not there.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 import math
 import os
@@ -37,6 +38,26 @@ _MAX_DEFLATE_RATIO = 1032
 
 class DataError(ValueError):
     """A data file is missing, malformed, or not what the reader expects."""
+
+
+def missing_file(path: str | os.PathLike, fix: str) -> DataError:
+    """The error for a file that is not there, with the advice that fits why.
+
+    A near-miss of a file that exists beside it is a typo ("did you mean …?"); a missing
+    folder is a wrong path; a missing file in a folder that exists is a pipeline output
+    not made yet, and ``fix`` says which stage makes it.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return DataError(
+            f"{path}: no such file, and no folder {path.parent}/. Check the path; "
+            f"if it is this pipeline's output, run it first: dvc repro"
+        )
+    names = [p.name for p in path.parent.iterdir()]
+    near = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    if near:
+        return DataError(f"{path}: no such file; did you mean {path.parent / near[0]}?")
+    return DataError(f"{path}: file not found. {fix}")
 
 
 class _Pending:
@@ -185,7 +206,7 @@ def load_npz(
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found. {fix}")
+        raise missing_file(path, fix)
     try:
         with zipfile.ZipFile(path) as zf:
             names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}

@@ -169,6 +169,7 @@ def train(
     batches = Batches(X, y_train, batch, pool, shift)
 
     history = []
+    began = time.perf_counter()
     for epoch in range(cfg.epochs):
         started = time.perf_counter()
         order = rng.permutation(n) if batch < n else None
@@ -193,7 +194,8 @@ def train(
         seconds = time.perf_counter() - started
         stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, lr, seconds)
         history.append(stats)
-        log(format_epoch(stats, cfg.epochs))
+        log(format_epoch(stats, cfg.epochs, time.perf_counter() - began))
+    log(f"trained {cfg.epochs} epochs in {format_duration(time.perf_counter() - began)}")
     return params, history
 
 
@@ -280,14 +282,29 @@ class Batches:
             yield self.Xb[:m], self.yb[:m]
 
 
-def format_epoch(s: EpochStats, epochs: int) -> str:
-    """One progress line: epoch, losses, accuracies, learning rate and seconds."""
+def format_epoch(s: EpochStats, epochs: int, elapsed: float) -> str:
+    """One progress line, counting epochs from 1: losses, accuracies, learning rate, and
+    time so far and left (from the mean epoch so far)."""
     width = len(str(epochs))
-    line = f"epoch {s.epoch:>{width}}/{epochs}"
+    done = s.epoch + 1
+    line = f"epoch {done:>{width}}/{epochs}"
     line += f"  train loss {s.train_loss:.4f} acc {s.train_accuracy:.2%}"
     if s.val_loss is not None:
         line += f"  val loss {s.val_loss:.4f} acc {s.val_accuracy:.2%}"
-    return line + f"  lr {s.lr:.4g}  {s.seconds:.2f}s"
+    left = elapsed / done * (epochs - done)
+    return (
+        line + f"  lr {s.lr:.2e}  {format_duration(elapsed)} elapsed, {format_duration(left)} left"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """``9.8s``, ``2m05s`` or ``1h02m``: short, and one format for every length."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
