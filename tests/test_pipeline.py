@@ -65,7 +65,7 @@ def test_each_change_reruns_exactly_the_stages_it_affects(dvc_project):
     # With augmentation off, other warp settings leave the (empty) pool's bytes alone
     dvc_project.set_params("augment", rotate=5.0)
     assert ran(dvc_project.dvc("repro")) == {"augment"}
-    dvc_project.set_params("augment", epoch_shift=1)  # applied by train, not the pool
+    dvc_project.set_params("augment", epoch_shift=2)  # applied by train, not the pool
     assert ran(dvc_project.dvc("repro")) == {"train", "evaluate", "plot"}
     dvc_project.set_params("augment", copies=2)
     assert ran(dvc_project.dvc("repro")) == {"augment", "train", "evaluate", "plot"}

@@ -14,15 +14,14 @@ Gaussian smoothing as two small matrix products. Labels are untouched and pixels
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
-from mnistnet.config import require
+from mnistnet.config import Section
 from mnistnet.storage import DataError, load_npz, save_npz
 
 SIDE = 28
@@ -31,30 +30,29 @@ CENTRE = (SIDE - 1) / 2  # warps turn and zoom about the middle of the 28×28 fi
 CHUNK = 4096  # images warped at once; bounds the temporary arrays to ~100 MB
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    copies: int = 0  # distorted copies of the training set; 0 = no augmentation
-    shift: float = 2.0  # largest translation, pixels (uniform in ±shift, per axis)
-    rotate: float = 10.0  # largest rotation, degrees (uniform in ±rotate)
-    scale: float = 0.1  # largest zoom change, fraction (uniform in 1 ± scale)
-    elastic_alpha: float = 0.0  # elastic displacement strength α, pixels; 0 = off
-    elastic_sigma: float = 4.0  # elastic smoothness σ, pixels (Gaussian width)
-    seed: int = 0  # seeds every random distortion
-    # whole-pixel translation in ±epoch_shift per axis, drawn afresh every epoch by the
-    # train stage (free: a moved window over a padded image); 0 = off
-    epoch_shift: int = 0
+class AugmentConfig(Section):
+    """Section ``augment``: the distorted copies, and the shift drawn every epoch."""
 
-    def __post_init__(self) -> None:
-        require(self.copies >= 0, "copies", self.copies, "expected 0 (off) or more")
-        require(0 <= self.shift <= 8, "shift", self.shift, "expected 0 to 8 pixels")
-        require(0 <= self.rotate <= 90, "rotate", self.rotate, "expected 0 to 90 degrees")
-        require(0 <= self.scale < 1, "scale", self.scale, "expected 0 <= scale < 1")
-        require(self.elastic_alpha >= 0, "elastic_alpha", self.elastic_alpha, "expected >= 0")
-        require(
-            0 < self.elastic_sigma <= 28, "elastic_sigma", self.elastic_sigma, "expected 0 to 28"
-        )
-        require(self.seed >= 0, "seed", self.seed, "expected 0 or more")
-        require(0 <= self.epoch_shift <= 4, "epoch_shift", self.epoch_shift, "expected 0 to 4")
+    copies: int = Field(
+        0, ge=0, description="distorted copies of the training set made by augment; 0 = off"
+    )
+    shift: float = Field(2.0, ge=0, le=8, description="largest translation of a copy, pixels")
+    rotate: float = Field(10.0, ge=0, le=90, description="largest rotation of a copy, degrees")
+    scale: float = Field(
+        0.1, ge=0, lt=1, description="largest zoom change of a copy, fraction (0.1 = x0.9 to x1.1)"
+    )
+    elastic_alpha: float = Field(
+        0.0, ge=0, le=100, description="elastic distortion strength alpha, pixels (Simard); 0 = off"
+    )
+    elastic_sigma: float = Field(
+        4.0, gt=0, le=28, description="elastic distortion smoothness sigma, pixels"
+    )
+    seed: int = Field(0, ge=0, description="seeds every distortion")
+    epoch_shift: int = Field(
+        1, ge=0, le=4,
+        description="whole-pixel translation in +-epoch_shift per axis, drawn afresh every "
+        "epoch by train (free: a moved window over a padded image); 0 = off",
+    )  # fmt: skip
 
 
 def gaussian_matrix(sigma: float, size: int = SIDE) -> np.ndarray:
@@ -169,7 +167,7 @@ def save_pool(path: str | os.PathLike, pool: np.ndarray, cfg: AugmentConfig, dat
     # leaving them out keeps the file's bytes, so DVC does not retrain for them.
     settings = {"copies": 0}
     if cfg.copies:  # epoch_shift is the train stage's, not the pool's
-        settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epoch_shift"}
+        settings = cfg.model_dump(exclude={"epoch_shift"})
     meta = {"augment": settings, "data": data}
     save_npz(path, {"pool": pool, "meta": np.array(json.dumps(meta, sort_keys=True))})
 

@@ -7,12 +7,12 @@ read without the params file that trained it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
 import numpy as np
 
+from mnistnet.config import Section
 from mnistnet.model import PARAM_NAMES, Params
 from mnistnet.storage import DataError, load_npz, save_npz
 
@@ -22,15 +22,15 @@ FORMAT = "mnistnet-mlp/1"
 def save_model(
     path: str | os.PathLike,
     params: Params,
-    train_config: object,
+    train_config: Section,
     data: dict | None = None,
     augment: dict | None = None,
 ) -> None:
-    """Atomically write ``params``, the dataclass ``train_config`` that produced them,
+    """Atomically write ``params``, the ``TrainConfig`` ``train_config`` that produced them,
     ``data``, the metadata of the split they were trained on (see ``preprocess.split_meta``),
     and ``augment``, the settings of the distorted copies they saw (None: none).
     """
-    meta = {"format": FORMAT, "train": dataclasses.asdict(train_config), "data": data}
+    meta = {"format": FORMAT, "train": train_config.model_dump(), "data": data}
     if augment is not None and (augment.get("copies") or augment.get("epoch_shift")):
         meta["augment"] = augment
     arrays = {name: params[name] for name in PARAM_NAMES}

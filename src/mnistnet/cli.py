@@ -6,6 +6,7 @@
   before ``dvc repro`` because DVC deletes a stage's outputs before running it: a typo found
   here costs nothing, the same typo found inside a stage leaves that stage's outputs to be
   restored with ``dvc checkout``.
+- ``mnistnet schema [--out FILE]`` prints the JSON Schema of params.yaml (editors use it).
 - ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
 
 Each command imports only what it needs, so ``predict`` starts without matplotlib.
@@ -68,39 +69,30 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
 
 
 def check(params_path: str) -> int:
-    """Validate every section; print one line per problem; return the exit status."""
-    from mnistnet.augment import AugmentConfig
-    from mnistnet.config import ConfigError, load_section, read_params
-    from mnistnet.download import DownloadConfig
-    from mnistnet.plots import PlotConfig
-    from mnistnet.preprocess import PreprocessConfig
-    from mnistnet.train import TrainConfig
+    """Validate every section, and what spans two; one line per problem; the exit status."""
+    from mnistnet.params import SECTIONS, check
 
-    sections = {
-        "download": DownloadConfig,
-        "preprocess": PreprocessConfig,
-        "augment": AugmentConfig,
-        "train": TrainConfig,
-        "plot": PlotConfig,
-    }
-    try:
-        extra = sorted(set(read_params(params_path)) - set(sections))
-    except ConfigError as e:
-        error(str(e))
-        return 1
-    problems = []
-    if extra:
-        problems.append(f"{params_path}: unknown section(s) {extra}; known: {sorted(sections)}")
-    for name, cls in sections.items():
-        try:
-            load_section(params_path, name, cls)
-        except ConfigError as e:
-            problems.append(str(e))
+    _, problems = check(params_path)
     for problem in problems:
         error(problem)
     if not problems:
-        print(f"{params_path}: all {len(sections)} sections valid")
+        print(f"{params_path}: all {len(SECTIONS)} sections valid")
     return 1 if problems else 0
+
+
+def schema(out: str | None, markdown: bool) -> int:
+    """Print the JSON Schema of params.yaml (or the README's table), or write it to ``out``."""
+    from mnistnet.params import json_schema, markdown_table
+    from mnistnet.storage import write_text
+
+    if markdown:
+        print(markdown_table(), end="")
+    elif out is None:
+        print(json_schema(), end="")
+    else:
+        write_text(out, json_schema())
+        print(f"wrote {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
     p.add_argument("--quiet", action="store_true", help="no line per request")
+    p = commands.add_parser("schema", help="the JSON Schema of params.yaml, for editors")
+    p.add_argument("--out", help="write it to this file (e.g. params.schema.json)")
+    p.add_argument("--markdown", action="store_true", help="print the README's table instead")
     p = commands.add_parser("plots-template", help="write the offline HTML template for dvc")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
     args = parser.parse_args(argv)
@@ -132,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return predict(args.images, args.model, args.json)
     if args.command == "check":
         return check(args.params)
+    if args.command == "schema":
+        return schema(args.out, args.markdown)
     if args.command == "serve":
         from mnistnet import numerics
         from mnistnet.serve import serve

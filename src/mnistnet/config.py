@@ -1,38 +1,46 @@
-"""Typed params sections: ``params.yaml`` read into frozen dataclasses, checked before work.
+"""Params sections as typed, frozen models: one definition each, validated before work.
 
-Each stage owns one section of ``params.yaml`` and one frozen dataclass describing it (the
-dataclasses live beside the code that uses them). ``load_section`` turns the YAML mapping into
-that dataclass and rejects, with a ``ConfigError`` that names the key, the value and what is
-allowed:
+Each stage owns one section of ``params.yaml`` and one ``Section`` subclass describing it
+(they live beside the code that uses them: ``TrainConfig`` in ``train``, …). A field's type,
+default, bounds and description are written once, in its ``Field``; from that one definition
+come the validation here, the JSON Schema editors use, and the README's table
+(``mnistnet.params``). ``load_section`` reads a section and rejects, with a ``ConfigError``
+holding one line per problem (every problem at once), each naming the dotted key, the value
+and what is allowed:
 
 - a missing file, invalid YAML or a missing section;
 - an unknown key (a typo such as ``train.lrr`` is an error, never silently ignored);
-- a value of the wrong type (``epochs: 2.5``, ``hidden_size: "abc"``; booleans are not numbers);
-- a value out of range or not among the choices, via each dataclass's ``__post_init__``.
+- a value of the wrong type (``epochs: 2.5``, ``hidden_size: "abc"``; booleans are not
+  numbers, and YAML's ``1e-3``, which it reads as text, gets its own hint);
+- a value out of range or not among the choices.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+import annotated_types
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-T = TypeVar("T")
+T = TypeVar("T", bound="Section")
+HEX64 = r"^[0-9a-f]{64}$"  # a sha256 digest as hex
+PATTERN_WORDS = {HEX64: "expected 64 lowercase hex digits"}
 
 
 class ConfigError(ValueError):
-    """A value in ``params.yaml`` is missing, unknown, mistyped or out of range."""
+    """A value in ``params.yaml`` is missing, unknown, mistyped or out of range.
+
+    ``str(error)`` is one line per problem.
+    """
 
 
-def require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """Raise ``ConfigError`` for ``key`` unless ``ok``; used by ``__post_init__`` checks."""
-    if not ok:
-        raise ConfigError(f"{key}: got {value!r}; {allowed}")
+class Section(BaseModel):
+    """A params section: frozen, unknown keys refused, no silent coercion (strict)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def read_params(path: str | os.PathLike) -> dict[str, Any]:
@@ -74,77 +82,121 @@ def load_section(path: str | os.PathLike, section: str, cls: type[T]) -> T:
 
 
 def from_mapping(cls: type[T], data: Any, where: str) -> T:
-    """Build dataclass ``cls`` from ``data``; ``where`` is the dotted key path for messages."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}.")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
-            f"allowed keys are {', '.join(sorted(fields))}. Check the spelling."
-        )
-    hints = typing.get_type_hints(cls)
-    values = {name: _convert(hints[name], data[name], f"{where}.{name}") for name in data}
+    """Build ``cls`` from ``data``; ``where`` is the section's name, for messages."""
     try:
-        return cls(**values)
-    except ConfigError as e:
-        raise ConfigError(f"{where}.{e}") from None
-    except TypeError as e:  # a required key with no default is absent
-        missing = [n for n, f in fields.items() if n not in data and _required(f)]
-        raise ConfigError(
-            f"{where}: missing required key(s) {', '.join(f'{where}.{m}' for m in missing)}."
-        ) from e
+        return cls.model_validate({} if data is None else data)
+    except ValidationError as e:
+        raise ConfigError("\n".join(problems(e, cls, where))) from None
 
 
-def _required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-
-
-def _convert(hint: Any, value: Any, key: str) -> Any:
-    """Check ``value`` against type ``hint`` and return it in the dataclass's form."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, key)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{key}: got {value!r}; allowed values are {choices}.")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}.")
-        return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, key)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}.")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}.")
-        return value
-    if hint is float:
-        if isinstance(value, str) and _looks_numeric(value):
-            raise ConfigError(
+def problems(error: ValidationError, cls: type[Section], where: str) -> list[str]:
+    """One line per problem in ``error``: the dotted key, the value and what is allowed."""
+    lines, unknown = [], []
+    errors = error.errors()
+    for err in errors:
+        key = _dotted(where, err["loc"])
+        kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            unknown.append(key)
+        elif kind in ("model_type", "dict_type", "model_attributes_type"):
+            lines.append(f"{key}: expected a mapping of keys, got {value!r}.")
+        elif kind == "missing":
+            lines.append(f"{key}: missing; add this required key.")
+        elif kind in ("int_type", "int_from_float", "int_parsing"):
+            lines.append(f"{key}: expected a whole number, got {value!r}.")
+        elif kind == "float_type" and isinstance(value, str) and _looks_numeric(value):
+            lines.append(
                 f"{key}: got the text {value!r}; YAML reads exponents without a dot as text, "
                 f"write it as {float(value)!r}."
             )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}.")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}.")
-        return value
-    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in a dataclass
+        elif kind in ("float_type", "float_parsing"):
+            lines.append(f"{key}: expected a number, got {value!r}.")
+        elif kind == "finite_number":
+            lines.append(f"{key}: got {value!r}; expected a finite number.")
+        elif kind in ("string_type", "bool_type", "tuple_type", "list_type"):
+            expected = {"string_type": "text", "bool_type": "true or false"}.get(kind, "a list")
+            lines.append(f"{key}: expected {expected}, got {value!r}.")
+        elif kind == "literal_error":
+            lines.append(f"{key}: got {value!r}; allowed values are {ctx['expected']}.")
+        elif kind == "string_pattern_mismatch":
+            words = PATTERN_WORDS.get(ctx["pattern"], f"text matching {ctx['pattern']}")
+            lines.append(f"{key}: got {value!r}; {words}.")
+        elif kind == "too_short" and any(
+            len(e["loc"]) > len(err["loc"]) and e["loc"][: len(err["loc"])] == err["loc"]
+            for e in errors
+        ):
+            continue  # its items were refused, each with its own line
+        elif kind == "too_short":
+            lines.append(f"{key}: got {value!r}; expected at least {ctx['min_length']} item(s).")
+        elif kind == "value_error":
+            lines.append(f"{key}: {ctx['error']}")
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            field = _field(cls, err["loc"])
+            shown = float(value) if field and field.annotation is float else value
+            lines.append(f"{key}: got {shown!r}; expected {bounds(field, key)}")
+        else:  # a kind this table does not know yet: pydantic's own words
+            lines.append(f"{key}: got {value!r}; {err['msg']}.")
+    if unknown:
+        allowed = ", ".join(sorted(cls.model_fields))
+        lines.insert(
+            0,
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed keys are {allowed}. "
+            f"Check the spelling.",
+        )
+    return lines
+
+
+def bounds(field, key: str = "value") -> str:
+    """A field's range in words: ``1 or more``, ``a number > 0``, ``0 <= momentum < 1``."""
+    lo = hi = None
+    for c in getattr(field, "metadata", []):
+        if isinstance(c, annotated_types.Ge | annotated_types.Gt):
+            lo = (
+                ">=" if isinstance(c, annotated_types.Ge) else ">",
+                c.ge if hasattr(c, "ge") else c.gt,
+            )
+        if isinstance(c, annotated_types.Le | annotated_types.Lt):
+            hi = (
+                "<=" if isinstance(c, annotated_types.Le) else "<",
+                c.le if hasattr(c, "le") else c.lt,
+            )
+    name = key.rsplit(".", 1)[-1]
+    if lo and hi:
+        return f"{lo[1]} {'<=' if lo[0] == '>=' else '<'} {name} {hi[0]} {hi[1]}"
+    if lo:
+        return f"{lo[1]} or more" if lo[0] == ">=" else f"a number > {lo[1]}"
+    if hi:
+        return f"at most {hi[1]}" if hi[0] == "<=" else f"less than {hi[1]}"
+    return "a valid value"
+
+
+def _field(cls: type[Section], loc: tuple):
+    """The pydantic field at ``loc`` (nested models and list indexes followed), or None."""
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(cls, "model_fields", {})
+        if part not in fields:
+            return None
+        field = fields[part]
+        inner = field.annotation
+        args = getattr(inner, "__args__", ())
+        cls = next(
+            (a for a in (inner, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+    return field
+
+
+def _is_model(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _dotted(where: str, loc: tuple) -> str:
+    key = where
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key
 
 
 def _looks_numeric(text: str) -> bool:

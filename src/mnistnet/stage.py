@@ -53,5 +53,6 @@ def run(main: Callable[[], None]) -> None:
         # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged,
         # numerics not as pinned;
         # OSError: disk full, permissions. Each message already says what to do.
-        log(f"error: {e}")
+        for line in str(e).splitlines():  # a ConfigError holds one line per problem
+            log(f"error: {line}")
         sys.exit(1)

@@ -19,38 +19,46 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from mnistnet import augment, model
-from mnistnet.config import require
+from mnistnet.config import Section
 from mnistnet.optim import learning_rate, make_optimizer
 
 EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split; bounds memory
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    hidden_size: int = 128  # units in the hidden layer (h)
-    epochs: int = 20  # passes over the training set
-    batch_size: int = 128  # samples per update; 0 = the whole training set (full batch)
-    lr: float = 0.1  # learning rate (the peak, when lr_schedule decays it)
-    optimizer: Literal["sgd", "momentum", "adam"] = "momentum"  # update rule
-    momentum: float = 0.9  # velocity decay for "momentum"; β1 for "adam"; unused by "sgd"
-    weight_decay: float = 0.0  # per-update shrink of weight matrices by lr·weight_decay
-    lr_schedule: Literal["constant", "cosine"] = "cosine"  # learning rate over the run
-    init: Literal["normal", "he"] = "he"  # "normal" = N(0,1)·init_scale; "he" = N(0, 2/fan_in)
-    init_scale: float = 0.01  # standard deviation of init "normal"; unused by "he"
-    dtype: Literal["float32", "float64"] = "float32"  # arithmetic precision
-    seed: int = 0  # seeds initialisation and the per-epoch shuffle
+class TrainConfig(Section):
+    """Section ``train``: the network's size and how it is trained."""
 
-    def __post_init__(self) -> None:
-        require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "expected 1 or more")
-        require(self.epochs >= 1, "epochs", self.epochs, "expected 1 or more")
-        require(self.batch_size >= 0, "batch_size", self.batch_size, "expected 0 (full) or more")
-        require(0 < self.lr < math.inf, "lr", self.lr, "expected a number > 0")
-        require(0 <= self.momentum < 1, "momentum", self.momentum, "expected 0 <= momentum < 1")
-        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "expected >= 0")
-        require(self.init_scale > 0, "init_scale", self.init_scale, "expected a number > 0")
-        require(self.seed >= 0, "seed", self.seed, "expected 0 or more")
+    hidden_size: int = Field(128, ge=1, description="units in the hidden layer (h)")
+    epochs: int = Field(30, ge=1, description="passes over the training set")
+    batch_size: int = Field(
+        128, ge=0, description="samples per update; 0 = the whole training set (full batch)"
+    )
+    lr: float = Field(
+        0.2, gt=0, allow_inf_nan=False,
+        description="learning rate (the peak, when lr_schedule decays it)",
+    )  # fmt: skip
+    optimizer: Literal["sgd", "momentum", "adam"] = Field("momentum", description="update rule")
+    momentum: float = Field(
+        0.9, ge=0, lt=1, description="velocity decay for momentum; beta1 for adam; unused by sgd"
+    )
+    weight_decay: float = Field(
+        0.001, ge=0, allow_inf_nan=False,
+        description="each update shrinks the weight matrices (not biases) by lr * weight_decay",
+    )  # fmt: skip
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="learning rate over the run: constant, or cosine decay to 0"
+    )
+    init: Literal["normal", "he"] = Field(
+        "he", description="weights: he = N(0, 2/fan_in); normal = N(0, 1) * init_scale"
+    )
+    init_scale: float = Field(
+        0.01, gt=0, allow_inf_nan=False, description="standard deviation of init normal"
+    )
+    dtype: Literal["float32", "float64"] = Field("float32", description="arithmetic precision")
+    seed: int = Field(0, ge=0, description="seeds initialisation and the per-epoch shuffle")
 
 
 class TrainingDiverged(RuntimeError):
