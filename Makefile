@@ -9,7 +9,8 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast test-slow fuzz bench lint format lock clean notebook
+.PHONY: setup run test test-fast test-slow fuzz bench lint format lock clean notebook accurate \
+  accurate-wide
 
 setup: $(VENV)/.installed
 
@@ -72,6 +73,23 @@ clean:
 # The original notebook's recipe, as a DVC experiment (~15 min on two cores).
 notebook: $(VENV)/.installed
 	mnistnet check params.yaml
-	dvc exp run -n notebook -S preprocess.val_size=0 -S train.batch_size=0 -S train.init=normal \
-	  -S train.init_scale=0.01 -S train.optimizer=sgd -S train.lr=0.1 -S train.lr_schedule=constant \
-	  -S train.weight_decay=0 -S train.epochs=1000 -S train.dtype=float64
+	dvc exp run -n notebook -S preprocess.val_size=0 -S augment.epoch_shift=0 \
+	  -S train.batch_size=0 -S train.init=normal -S train.init_scale=0.01 -S train.optimizer=sgd \
+	  -S train.lr=0.1 -S train.lr_schedule=constant -S train.weight_decay=0 -S train.epochs=1000 \
+	  -S train.dtype=float64
+
+# 99 % with the notebook's own 784-128-10 network: 16 distorted copies of every image, a
+# shift drawn every epoch, longer training, all 60,000 images (chosen on the validation
+# split, reported on the test split). `make accurate SEED=1` trains another seed.
+SEED ?= 0
+ACCURATE := -S preprocess.val_size=0 -S augment.copies=16 -S augment.shift=1 \
+  -S augment.rotate=10 -S augment.scale=0.1 -S augment.elastic_alpha=15 -S augment.elastic_sigma=4 \
+  -S augment.epoch_shift=1 -S train.weight_decay=0.0005 -S train.seed=$(SEED)
+accurate: $(VENV)/.installed
+	mnistnet check params.yaml
+	dvc exp run -n accurate-seed$(SEED) $(ACCURATE) -S train.epochs=200
+
+# The same recipe with Simard's 800 hidden units.
+accurate-wide: $(VENV)/.installed
+	mnistnet check params.yaml
+	dvc exp run -n accurate-wide-seed$(SEED) $(ACCURATE) -S train.epochs=150 -S train.hidden_size=800

@@ -87,3 +87,10 @@ def test_params_yaml_is_in_the_layout_dvc_writes(tmp_path):
         if a != b
     ]  # fmt: skip
     assert len(changed) == 1 and changed[0][1].strip().startswith("lr: 0.05")
+
+
+def test_the_package_map_lists_every_module():
+    doc = (PACKAGE / "__init__.py").read_text().split('"""')[1]
+    listed = set(re.findall(r"^- ``(\w+)``", doc, re.MULTILINE))
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    assert listed == modules

@@ -4,11 +4,13 @@ The package holds all logic; the scripts under ``stages/`` only parse paths, rea
 section of ``params.yaml`` and call into it. Module map:
 
 - ``numerics``   pins OpenBLAS and NumPy's CPU dispatch so results match on every x86-64 CPU
-- ``config``     reading ``params.yaml``: validation and the error messages
+- ``config``     params sections as typed models (``Section``): validation, error messages
+- ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
 - ``storage``    atomic, byte-deterministic file output and validated array loading
 - ``idx``        the IDX binary format MNIST was published in
 - ``download``   fetching MNIST from an ordered list of sources, verified by content digests
 - ``preprocess`` flatten, scale, one-hot, validation split
+- ``augment``    distorted copies of the training images (affine and elastic warps)
 - ``model``      the network math (pure NumPy, no I/O)
 - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
 - ``train``      the mini-batch training loop
@@ -17,6 +19,7 @@ section of ``params.yaml`` and call into it. Module map:
 - ``plots``      the PNG figures of the plot stage
 - ``plots_html`` the offline HTML template for ``dvc plots show``
 - ``predict``    reading and normalizing your own digit images
+- ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
 - ``stage``      what every stage script shares: progress lines, errors, all-or-nothing outputs
 - ``cli``        the ``mnistnet`` command
 

@@ -343,7 +343,12 @@ def sha256_file(path: Path) -> str:
 
 
 def decode_keras_npz(path: Path) -> dict[str, np.ndarray]:
-    """Arrays from the Keras ``mnist.npz`` (members ``x_train`` … ``y_test``), no pickle."""
+    """Arrays from the Keras ``mnist.npz`` (members ``x_train`` … ``y_test``), no pickle.
+
+    The same four members as ``preprocess.RAW_SCHEMA``, written here again on purpose:
+    importing it would make the download stage depend on preprocess.py, and DVC would
+    rerun the download for every change to preprocessing.
+    """
     schema = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
               "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
     return load_npz(path, schema, fix="")

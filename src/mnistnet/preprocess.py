@@ -17,6 +17,7 @@ from mnistnet.storage import DataError, load_npz
 
 NUM_CLASSES = 10
 IMAGE_SIDE = 28
+# The download stage's output; download.decode_keras_npz repeats it (see there for why)
 RAW_SCHEMA = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
               "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
 

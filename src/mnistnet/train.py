@@ -134,7 +134,12 @@ class Trainer:
 
 
 def evaluate(params: model.Params, X: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``params`` on X (n, d), labels (n,)."""
+    """Mean cross-entropy and accuracy of ``params`` on X (n, d), labels (n,).
+
+    The validation pass of every epoch: chunked, so memory stays bounded, and only these two
+    numbers. ``metrics.evaluate_model`` scores the test set once and needs every logit for
+    its confusion matrix and confidences; both take the loss from ``model.cross_entropy``.
+    """
     loss_sum, correct = 0.0, 0
     for start in range(0, len(X), EVAL_CHUNK):
         _, logits = model.forward(params, X[start : start + EVAL_CHUNK])
