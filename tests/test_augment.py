@@ -113,26 +113,28 @@ def test_batches_show_the_originals_with_the_exact_preprocessed_values(tiny, dty
     pool = make_pool(x, AugmentConfig(copies=2))
     batches = Batches(x, labels, 32, pool)
     order = np.arange(n)
-    xb, yb = next(batches.epoch(order, np.arange(n) * 784))  # every image as itself
+    itself = np.stack([np.arange(n), np.zeros(n, int), np.zeros(n, int)])
+    xb, yb = next(batches.epoch(order, itself))
     assert xb.dtype == dtype and np.array_equal(xb, x[:32]) and np.array_equal(yb, labels[:32])
-    xb, _ = next(batches.epoch(order, (2 * n + np.arange(n)) * 784))  # as its copy 2
+    copy2 = itself + [[2 * n], [0], [0]]  # every image as its copy 2
+    xb, _ = next(batches.epoch(order, copy2))
     assert np.array_equal(xb, normalize(pool[1, :32].reshape(-1, 28, 28)))
 
 
 def test_per_epoch_shifts_move_the_window_over_the_padded_image(tiny):
     x = normalize(tiny["x_train"])
-    n, side = len(x), 28 + 2 * 2
+    n = len(x)
     batches = Batches(x, tiny["y_train"], 16, None, shift=2)
-    centred = np.arange(n) * side**2 + 2 * side + 2
+    centred = np.stack([np.arange(n), np.full(n, 2), np.full(n, 2)])  # dy = dx = shift
     xb, _ = next(batches.epoch(np.arange(n), centred))
     assert np.array_equal(xb, x[:16])
-    xb, _ = next(batches.epoch(np.arange(n), centred + side))  # window one row lower
+    xb, _ = next(batches.epoch(np.arange(n), centred + [[0], [1], [0]]))  # one row lower
     up = np.zeros((16, 28, 28), np.float32)
     up[:, :-1] = x[:16].reshape(-1, 28, 28)[:, 1:]  # the digit moves up by one row
     assert np.array_equal(xb.reshape(-1, 28, 28), up)
-    drawn = batches.draw(np.random.default_rng(0), n)
-    offsets = drawn - np.arange(n) * side**2
-    assert set(np.unique(offsets // side)) == set(range(5)) == set(np.unique(offsets % side))
+    rows, dy, dx = batches.draw(np.random.default_rng(0), n)
+    assert np.array_equal(rows, np.arange(n))  # no copies: always the original
+    assert set(np.unique(dy)) == set(range(5)) == set(np.unique(dx))
 
 
 @pytest.mark.parametrize(

@@ -186,10 +186,10 @@ def train(
     for epoch in range(cfg.epochs):
         started = time.perf_counter()
         order = rng.permutation(n) if batch < n else None
-        start = batches.draw(rng, n)  # which version of each image, shifted how far
+        where = batches.draw(rng, n)  # which version of each image, shifted how far
         loss_sum, correct = 0.0, 0
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-            for i, (xb, yb) in enumerate(batches.epoch(order, start)):
+            for i, (xb, yb) in enumerate(batches.epoch(order, where)):
                 lr = learning_rate(
                     cfg.lr_schedule, cfg.lr, epoch * steps_per_epoch + i, total_steps
                 )
@@ -215,11 +215,11 @@ def train(
 class Batches:
     """Mini-batches gathered in a shuffled order into one reused buffer.
 
-    Augmented, the images come from ``sources``: uint8 images padded by ``shift`` pixels all
-    round, the originals first, then each distorted copy, flattened into one array. An image
-    is read as a 28×28 window of its padded version, so a per-image offset of the window is
-    a per-image translation at no extra cost; the bytes are scaled into the float buffer
-    exactly as ``preprocess.normalize`` scales them.
+    Augmented, the images come from ``windows``: every 28×28 window of the uint8 images
+    padded by ``shift`` pixels all round, the originals first, then each distorted copy (a
+    strided view, nothing copied). Shifting an image is choosing another window, so a
+    per-image translation costs no more than the gather it replaces; the bytes are scaled
+    into the float buffer exactly as ``preprocess.normalize`` scales them.
     """
 
     def __init__(
@@ -248,49 +248,51 @@ class Batches:
                 padded[(slice(1, None), slice(None), *window)] = pool.reshape(
                     self.copies, n, *augment.SIDE_2D
                 )
-            self.sources = padded.reshape(-1)  # flat: image i of version v at (v n + i) side²
-            self.side = side
-            rows = np.arange(augment.SIDE)[:, None] * side
-            self.window = (rows + np.arange(augment.SIDE)).ravel()  # (d,) unshifted offsets
-            self.Ub = np.empty((batch, d), np.uint8)
+            # (versions · n, 2 shift + 1, 2 shift + 1, 28, 28): [image, dy, dx] is a window
+            self.windows = np.lib.stride_tricks.sliding_window_view(
+                padded.reshape(-1, side, side), augment.SIDE_2D, axis=(1, 2)
+            )
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
-        """Per image, where this epoch reads it in ``sources`` (n,), or None if unaugmented.
+        """Per image, which window this epoch shows: int (3, n) of (row in ``windows``, dy,
+        dx), or None when unaugmented.
 
-        Draws, from ``rng``, which version of each image to show (original or a copy) and
-        its translation, uniform in ±``shift`` pixels per axis.
+        Draws, from ``rng``, which version of each image to show (the original or a copy)
+        and its translation, uniform in ±``shift`` pixels per axis (``dy = shift``: none).
         """
         if not self.augmented:
             return None
-        start = np.arange(n) * self.side**2
+        where = np.empty((3, n), np.intp)
+        where[0] = np.arange(n)
         if self.copies:
-            start += rng.integers(0, self.copies + 1, n) * (n * self.side**2)
+            where[0] += rng.integers(0, self.copies + 1, n) * n
         if self.shift:
-            dy, dx = rng.integers(0, 2 * self.shift + 1, (2, n))
-            start += dy * self.side + dx
-        return start
+            where[1:] = rng.integers(0, 2 * self.shift + 1, (2, n))
+        else:
+            where[1:] = 0
+        return where
 
     def epoch(
-        self, order: np.ndarray | None, start: np.ndarray | None = None
+        self, order: np.ndarray | None, where: np.ndarray | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied.
 
-        ``start`` (n,) from ``draw``: where each image's window begins in ``sources``.
+        ``where`` (3, n) from ``draw``: the window each image is read from.
         """
-        if order is None and start is None:
+        if order is None and where is None:
             yield self.X, self.labels
             return
         order = np.arange(len(self.X)) if order is None else order
         for first in range(0, len(order), self.batch):
             idx = order[first : first + self.batch]
             m = len(idx)
-            # mode="clip": the default "raise" buffers the output, doubling the copy
-            if start is None:
+            if where is None:
+                # mode="clip": the default "raise" buffers the output, doubling the copy
                 np.take(self.X, idx, axis=0, out=self.Xb[:m], mode="clip")
             else:
-                pixels = start[idx, None] + self.window  # (m, d) positions in sources
-                np.take(self.sources, pixels, out=self.Ub[:m], mode="clip")
-                np.divide(self.Ub[:m], np.float32(255), out=self.Xb[:m])  # as normalize does
+                row, dy, dx = where[:, idx]
+                images = self.windows[row, dy, dx].reshape(m, -1)  # uint8 (m, d), a copy
+                np.divide(images, np.float32(255), out=self.Xb[:m])  # as normalize does
             np.take(self.labels, idx, out=self.yb[:m], mode="clip")
             yield self.Xb[:m], self.yb[:m]
 
