@@ -322,6 +322,11 @@ def test_500_requests_from_8_clients_all_succeed_and_memory_stays_flat(server):
 
 
 CHROMIUM = find_chromium()
+# every answer in (so the last request's is the one shown), then the digit on the page
+ANSWERED = (
+    "(() => { const d = digit.textContent;"
+    " return pad.dataset.pending === '0' && d !== '–' && d; })()"
+)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
@@ -344,13 +349,21 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
                     [np.linspace(a, b, 12) for a, b in zip(line, line[1:], strict=False)]
                 )
                 browser.drag([on_pad(x, y) for x, y in points])
-            return browser.wait_for(
-                "(() => { const d = digit.textContent; return d !== '–' && d; })()"
-            )
+            return browser.wait_for(ANSWERED)
 
         assert draw([[(140, 50), (140, 230)]]) == "1"
         assert browser.evaluate("document.querySelectorAll('#bars li').length") == 10
         assert draw([[(70, 60), (210, 60), (125, 235)]]) == "7"
+        # two strokes sent one after the other: the page shows the answer to the second,
+        # even when the first one's answer arrives later
+        assert draw([[(70, 60), (210, 60)], [(210, 60), (125, 235)]]) == "7"
         assert "%" in browser.evaluate("message.textContent")
+
+        picked = tmp_path / "one.png"  # the file picker: a PNG of a drawn 1
+        picked.write_bytes(png_of(strokes(1, np.random.default_rng(4))))
+        document = browser.send("DOM.getDocument")["root"]["nodeId"]
+        node = browser.send("DOM.querySelector", nodeId=document, selector="#file")["nodeId"]
+        browser.send("DOM.setFileInputFiles", files=[str(picked)], nodeId=node)
+        assert browser.wait_for(ANSWERED) == "1"
         browser.screenshot(tmp_path / "serve.png")
         assert (tmp_path / "serve.png").stat().st_size > 10_000

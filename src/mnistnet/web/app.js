@@ -9,8 +9,10 @@ const digit = document.getElementById("digit");
 const message = document.getElementById("message");
 const bars = document.getElementById("bars");
 const INK_WIDTH = 20; // px on the 280 px pad: MNIST strokes are ~2-3 of 28 px wide
+let latest = 0; // the number of the newest request: answers to older ones are dropped
 
 function clearPad() {
+  latest += 1; // an answer still on its way is for a drawing that is gone
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   digit.value = "–";
@@ -42,7 +44,8 @@ for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
     if (last === null) return;
     last = null;
-    pad.toBlob((blob) => send(blob, "image/png"), "image/png");
+    const mine = request(); // numbered now: toBlob answers later
+    pad.toBlob((blob) => send(blob, "image/png", mine), "image/png");
   });
 }
 
@@ -57,7 +60,14 @@ function stroke(from, to) {
   ctx.stroke();
 }
 
-async function send(body, type) {
+let inflight = 0; // requests not answered yet, shown as pad.dataset.pending (tests wait on it)
+
+function request() {
+  pad.dataset.pending = ++inflight;
+  return ++latest;
+}
+
+async function send(body, type, mine) {
   let reply;
   try {
     const response = await fetch("/api/predict", {
@@ -65,8 +75,12 @@ async function send(body, type) {
     });
     reply = await response.json();
   } catch (error) {
-    return showError(`the server did not answer (${error.message})`);
+    if (mine === latest) showError(`the server did not answer (${error.message})`);
+    return;
+  } finally {
+    pad.dataset.pending = --inflight;
   }
+  if (mine !== latest) return; // a later stroke was sent meanwhile: its answer wins
   if (reply.error) return showError(reply.error);
   showPrediction(reply);
 }
@@ -103,17 +117,17 @@ function sendFile(file) {
   if (!["image/png", "image/jpeg"].includes(file.type)) {
     return showError(`${file.name} is not a PNG or JPEG`);
   }
+  clearPad();
   const url = URL.createObjectURL(file);
   const img = new Image();
-  img.onload = () => {  // show it on the pad, scaled to fit, then send the original bytes
-    clearPad();
+  img.onload = () => {  // show it on the pad, scaled to fit; the original bytes are sent
     const scale = Math.min(pad.width / img.width, pad.height / img.height);
     const w = img.width * scale, h = img.height * scale;
     ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
     URL.revokeObjectURL(url);
   };
   img.src = url;
-  send(file, file.type);
+  send(file, file.type, request());
 }
 
 document.getElementById("clear").addEventListener("click", clearPad);
