@@ -9,7 +9,7 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast test-slow fuzz bench lint format lock clean notebook accurate \
+.PHONY: setup run test test-fast test-slow fuzz bench readme-check lint format lock clean notebook accurate \
   accurate-wide
 
 setup: $(VENV)/.installed
@@ -35,6 +35,10 @@ bench: $(VENV)/.installed
 	python bench/bench_train.py
 	python bench/bench_predict.py
 	python bench/bench_numerics.py
+
+# Every console block of the README, run on a fresh clone of this repository (~8 min).
+readme-check:
+	bash docs/check_readme.sh
 
 lint: $(VENV)/.installed-dev
 	ruff check .

@@ -1,10 +1,14 @@
 """The real `dvc` CLI on the tiny dataset in a temporary git repo."""
 
+import contextlib
 import csv
 import io
 import json
+import subprocess
+import sys
 import time
 
+import psutil
 import pytest
 
 from conftest import Project, run
@@ -106,6 +110,20 @@ def test_a_failing_stage_exits_nonzero_with_the_message(dvc_project):
     assert "train: unknown key(s) train.lrr" in result.stderr + result.stdout
 
 
+def stop_queue_workers(project: Project) -> None:
+    """`dvc queue stop`, then end any worker of this project still alive.
+
+    A celery worker sometimes logs "shutting down due to empty queue" and stays in its event
+    loop (seen here with dvc-task's temporary worker); it must not outlive the test.
+    """
+    project.dvc("queue", "stop", check=False)
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "dvc" in cmdline and "queue" in cmdline and process.info["cwd"] == str(project.root):
+            with contextlib.suppress(psutil.Error):  # it may have ended meanwhile
+                process.kill()
+
+
 def test_a_queued_grid_sweep_runs_every_experiment(dvc_project):
     dvc_project.dvc("repro")
     dvc_project.git("add", "-A")
@@ -114,14 +132,19 @@ def test_a_queued_grid_sweep_runs_every_experiment(dvc_project):
         "exp", "run", "--queue", "-S", "train.lr=0.1,0.05", "-S", "train.hidden_size=8,16"
     )
     assert queued.stdout.count("Queued experiment") == 4
-    dvc_project.dvc("queue", "start", "--jobs", "2")
+    # The worker daemon inherits the starter's stdout: capturing it would wait for the worker.
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start", "--jobs", "2"], cwd=dvc_project.root,
+        env=dvc_project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        check=True,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 600
         while any(s in dvc_project.dvc("queue", "status").stdout for s in ("Queued", "Running")):
             assert time.monotonic() < deadline, "the sweep did not finish in 10 minutes"
             time.sleep(1)
     finally:
-        dvc_project.dvc("queue", "stop", check=False)
+        stop_queue_workers(dvc_project)
     shown = dvc_project.dvc(
         "exp", "show", "--csv", "--no-pager", "--drop", ".*",
         "--keep", "Experiment|State|train.lr$|train.hidden_size|test.accuracy",

@@ -208,6 +208,7 @@ def test_disk_full_mid_write_keeps_the_previous_model(finished, monkeypatch, cap
     monkeypatch.setattr(zipfile._ZipWriteFile, "write", fill_disk)
     monkeypatch.chdir(finished)
     monkeypatch.setattr(sys, "argv", ["train.py", *STAGE_ARGS["train"]])
+    monkeypatch.syspath_prepend(str(ROOT / "stages"))  # as `python stages/train.py` has it
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(ROOT / "stages/train.py"), run_name="__main__")
     assert exit_info.value.code == 1
