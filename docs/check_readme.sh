@@ -7,7 +7,14 @@ set -euo pipefail
 
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
 work=$(mktemp -d /tmp/mnistnet-readme.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  (cd "$work/clone" 2>/dev/null && dvc queue stop >/dev/null 2>&1) || true
+  for pid in $(pgrep -f "dvc.*queue" || true); do  # a worker that outlived its queue
+    case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in "$work"*) kill "$pid" 2>/dev/null ;; esac
+  done
+  rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; } || true
+}
+trap cleanup EXIT
 export DVC_NO_ANALYTICS=1
 
 expect() {  # expect TEXT OUTPUT: the README shows TEXT in this command's output
@@ -67,8 +74,9 @@ step "Sweeps"
 expect "Queued experiment" "$(dvc exp run --queue -S augment.copies=4 -S augment.rotate=0,15 \
   -S augment.elastic_alpha=0,30 2>&1)"
 dvc queue start --jobs 1 >/dev/null
-while dvc queue status | grep -qE "Queued|Running"; do sleep 5; done
-[ "$(dvc queue status | grep -c Success)" -eq 4 ] || { dvc queue status; exit 1; }
+# (status captured first: `grep -q` closing the pipe early would fail it under pipefail)
+while status=$(dvc queue status) && grep -qE "Queued|Running" <<<"$status"; do sleep 5; done
+[ "$(grep -c Success <<<"$status")" -eq 4 ] || { echo "$status"; exit 1; }
 out=$(dvc exp show --md --sort-by test.accuracy --sort-order desc --drop '.*' \
   --keep 'Experiment|test\.accuracy|augment\.(copies|rotate|elastic_alpha)')
 expect "augment.elastic_alpha" "$out"
@@ -85,6 +93,6 @@ url=$(grep -o 'http://[^ ]*' "$work/serve.log")
 expect '"status": "ok"' "$(curl -s "${url}healthz")"
 expect '"digit": 4' "$(curl -s -H 'Content-Type: image/jpeg' --data-binary @data/samples/drawn-4.jpg \
   "${url}api/predict")"
-kill "$server"
+kill "$server" && wait "$server" 2>/dev/null || true
 
 printf '\nEvery README block checked ran as the README says.\n'
