@@ -29,6 +29,7 @@ def child(samples: int, repeats: int) -> dict:
     from mnistnet import model
     from mnistnet.train import Batches, TrainConfig, Trainer
 
+    numerics.apply()  # sets the pinned thread count, as every stage does
     running = numerics.describe()
     result = {"running": running}
     for dtype in ("float32", "float64"):

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet import plots
-from mnistnet.augment import load_pool, to_uint8
+from mnistnet.augment import AugmentConfig, load_pool
 from mnistnet.checkpoint import load_model
 from mnistnet.config import ConfigError, load_section
-from mnistnet.preprocess import load_split
+from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import run
+from mnistnet.train import epoch_views
 
-EXAMPLES = 8  # training images shown with their distorted copies
-COPIES_SHOWN = 7
+EXAMPLES = 8  # training images shown as the network sees them
+EPOCHS_SHOWN = 8  # successive epochs of each
 
 
 def main() -> None:
@@ -38,8 +39,12 @@ def main() -> None:
     cm = plots.load_confusion(Path(args.eval) / "classes.json")
     mistakes = plots.load_misclassified(Path(args.eval) / "misclassified.csv", cfg.misclassified)
     x_test, _ = load_split(args.test)
-    x_train, _ = load_split(args.train)
-    pool, _ = load_pool(args.pool, len(x_train))
+    x_train, y_train = load_split(args.train)
+    pool, _ = load_pool(args.pool, len(x_train), split_meta(args.train))
+    shift = load_section(args.params, "augment", AugmentConfig).epoch_shift
+    # what the network sees: a few training images in successive epochs
+    views = epoch_views(x_train[:EXAMPLES], y_train[:EXAMPLES], pool[:, :EXAMPLES], shift,
+                        EPOCHS_SHOWN)  # fmt: skip
 
     figures = {
         "training_curves.png": plots.training_curves(plots.load_history(args.history)),
@@ -52,9 +57,7 @@ def main() -> None:
         ),  # fmt: skip
         "first_layer_weights.png": plots.weight_images(params["W1"][:, : cfg.hidden_units or None]),
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
-        "augmented_examples.png": plots.augmented_examples(
-            to_uint8(x_train[:EXAMPLES]), pool[:COPIES_SHOWN, :EXAMPLES]
-        ),
+        "augmented_examples.png": plots.augmented_examples(views, len(pool), shift),
     }
     for name, fig in figures.items():
         plots.save_png(fig, Path(args.out) / name, cfg.dpi)

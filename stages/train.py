@@ -28,12 +28,12 @@ def main() -> None:
     shift = load_section(args.params, "augment", AugmentConfig).epoch_shift
     x_train, y_train = load_split(Path(args.data) / "train.npz")
     x_val, y_val = load_split(Path(args.data) / "val.npz")
-    pool, pool_meta = load_pool(args.pool, len(x_train))
+    data = split_meta(Path(args.data) / "train.npz")
+    pool, pool_meta = load_pool(args.pool, len(x_train), data)
     log(f"training on {len(x_train)} images{augmentation(len(pool), shift)}, "
         f"validating on {len(x_val)}")  # fmt: skip
     params, history = train(cfg, x_train, y_train, x_val, y_val, log, pool, shift)
 
-    data = split_meta(Path(args.data) / "train.npz")
     augment = {**pool_meta["augment"], "epoch_shift": shift}
     save_model(args.model, params, cfg, data=data, augment=augment)
     write_text(args.history, history_csv(history))

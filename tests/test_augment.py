@@ -168,3 +168,26 @@ def test_training_on_the_pool_learns_and_is_reproducible(tiny):
     assert all(params[k].tobytes() == again[k].tobytes() for k in params)
     assert params["W1"].tobytes() != plain["W1"].tobytes()  # the copies were used
     assert shifted["W1"].tobytes() != params["W1"].tobytes()  # and so were the shifts
+
+
+def test_a_pool_made_from_another_split_is_refused(tmp_path, images):
+    from mnistnet.augment import load_pool, save_pool
+    from mnistnet.storage import DataError
+
+    cfg = AugmentConfig(copies=1)
+    made_from = {"seed": 0, "split": "train", "val_size": 40}
+    save_pool(tmp_path / "pool.npz", make_pool(normalize(images), cfg), cfg, made_from)
+    pool, meta = load_pool(tmp_path / "pool.npz", len(images), made_from)
+    assert pool.shape == (1, 50, 784) and meta["augment"]["copies"] == 1
+    with pytest.raises(DataError, match="preprocessed as .*Rerun the augment stage"):
+        load_pool(tmp_path / "pool.npz", len(images), {**made_from, "seed": 1})
+
+
+def test_epoch_views_show_what_each_epoch_draws(tiny):
+    from mnistnet.train import epoch_views
+
+    x, labels = normalize(tiny["x_train"][:6]), tiny["y_train"][:6]
+    still = epoch_views(x, labels, None, 0, epochs=4)
+    assert still.shape == (6, 4, 784) and all(np.array_equal(still[:, e], x) for e in range(4))
+    moving = epoch_views(x, labels, make_pool(x, AugmentConfig(copies=2)), 1, epochs=4)
+    assert not np.array_equal(moving[:, 0], moving[:, 1])  # each epoch draws anew

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,16 @@ def test_the_package_map_lists_every_module():
     listed = set(re.findall(r"^- ``(\w+)``", doc, re.MULTILINE))
     modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
     assert listed == modules
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "stages").glob("[!_]*.py")), ids=lambda p: p.name)
+def test_stage_scripts_import_nothing_that_loads_numpy_before_mnistnet(script):
+    """NumPy must load after mnistnet has pinned the numerics; a stage script importing NumPy
+    (or a library that does) directly would run unpinned."""
+    tree = ast.parse(script.read_text())
+    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in top if isinstance(n, ast.ImportFrom)]
+    allowed = {"_venv", "mnistnet", *sys.stdlib_module_names}
+    outside = [m for m in names if m.split(".")[0] not in allowed]
+    assert not outside, f"{script.name} imports {outside} before or beside mnistnet"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def train_folder(tmp_path_factory, tiny):
         save_npz(folder / "data" / f"{name}.npz", arrays)
     cfg = AugmentConfig(copies=2, elastic_alpha=30)  # the warps' float math is pinned too
     pool = make_pool(splits["train"]["x"], cfg)
-    save_pool(folder / "pool.npz", pool, cfg, {})
+    save_pool(folder / "pool.npz", pool, cfg, json.loads(str(splits["train"]["meta"])))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for dtype in ("float32", "float64"):
         params["train"].update(epochs=2, batch_size=100, hidden_size=256, dtype=dtype)

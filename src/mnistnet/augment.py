@@ -172,18 +172,24 @@ def save_pool(path: str | os.PathLike, pool: np.ndarray, cfg: AugmentConfig, dat
     save_npz(path, {"pool": pool, "meta": np.array(json.dumps(meta, sort_keys=True))})
 
 
-def load_pool(path: str | os.PathLike, n: int | None = None) -> tuple[np.ndarray, dict]:
+def load_pool(path: str | os.PathLike, n: int, data: dict) -> tuple[np.ndarray, dict]:
     """Load the augment stage's pool: uint8 (copies, n, 784) and its metadata.
 
-    With ``n``, checks that the pool copies a training split of ``n`` images.
+    Checks that it copies the training split the caller has: ``n`` images, preprocessed as
+    ``data`` says (``preprocess.split_meta``), so no image is paired with another's label.
     """
     fix = "Rerun the augment stage: dvc repro augment"
     arrays = load_npz(path, POOL_SCHEMA, fix)
     pool = arrays["pool"]
-    if pool.shape[2:] != (SIDE * SIDE,) or (n is not None and pool.shape[1] != n):
-        want = f"(copies, {'n' if n is None else n}, {SIDE * SIDE})"
-        raise DataError(f"{path}: pool {pool.shape} is not {want}. {fix}")
+    if pool.shape[1:] != (n, SIDE * SIDE):
+        raise DataError(f"{path}: pool {pool.shape} is not (copies, {n}, {SIDE * SIDE}). {fix}")
     try:
-        return pool, json.loads(str(arrays["meta"]))
+        meta = json.loads(str(arrays["meta"]))
     except ValueError as e:
         raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e
+    if len(pool) and meta.get("data") != data:
+        raise DataError(
+            f"{path}: made from a training split preprocessed as {meta.get('data')}, not as "
+            f"this one ({data}). {fix}"
+        )
+    return pool, meta

@@ -18,12 +18,25 @@ import argparse
 import json
 import sys
 
+from mnistnet import numerics  # imports no NumPy: the pin is set when mnistnet loads
+
 DEFAULT_MODEL = "data/model/model.npz"
 DEFAULT_METRICS = "data/eval/metrics.json"
 
 
 def error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
+
+
+def apply_numerics() -> bool:
+    """Check the pinned numerics after NumPy loads; print its lines; False on a mismatch."""
+    try:
+        for line in numerics.apply():
+            print(line, file=sys.stderr)
+    except RuntimeError as e:
+        error(str(e))
+        return False
+    return True
 
 
 def predict(paths: list[str], model_path: str, as_json: bool) -> int:
@@ -33,17 +46,16 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     """
     import numpy as np
 
-    from mnistnet import numerics
     from mnistnet.checkpoint import load_model
     from mnistnet.predict import classify, expand_folders, load_many
     from mnistnet.storage import DataError
 
+    if not apply_numerics():  # as evaluate runs, so the same probabilities
+        return 1
     try:
-        for line in numerics.apply():  # the same numerics as evaluate, so the same probabilities
-            print(line, file=sys.stderr)
         params, _ = load_model(model_path)
-    except (DataError, RuntimeError) as e:
-        error(f"model: {e}" if isinstance(e, DataError) else str(e))
+    except DataError as e:
+        error(f"model: {e}")
         return 1
 
     paths = expand_folders(paths)
@@ -130,14 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         return schema(args.out, args.markdown)
     if args.command == "serve":
-        from mnistnet import numerics
         from mnistnet.serve import serve
 
-        try:
-            for line in numerics.apply():  # the same numerics as evaluate and predict
-                print(line, file=sys.stderr)
-        except RuntimeError as e:
-            error(str(e))
+        if not apply_numerics():  # as evaluate and predict run
             return 1
         return serve(args.model, args.metrics, args.host, args.port, args.quiet)
     from mnistnet.plots_html import write_offline_template

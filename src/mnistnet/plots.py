@@ -215,19 +215,22 @@ def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndar
         raise DataError(f"{path}: malformed ({e}). Rerun: dvc repro evaluate") from e
 
 
-def augmented_examples(originals: np.ndarray, copies: np.ndarray) -> Figure:
-    """What the network sees: each training image (row) beside its distorted copies.
+def augmented_examples(views: np.ndarray, copies: int, shift: int) -> Figure:
+    """What the network sees: each training image (row) as shown in successive epochs.
 
-    ``originals`` uint8 (m, 784); ``copies`` uint8 (c, m, 784), the first images of the
-    augment stage's pool; ``c`` may be 0 (augmentation off).
+    ``views`` (m, epochs, 784) in [0, 1], from ``train.Batches`` over a pool of ``copies``
+    distorted copies with per-epoch shifts up to ``shift`` pixels.
     """
-    m, c = len(originals), len(copies)
-    tiles = np.concatenate([originals[None], copies]).transpose(1, 0, 2)  # (m, c + 1, 784)
-    mosaic = _mosaic(tiles.reshape(-1, 28, 28) / 255, m, c + 1, gap=2)
-    fig = Figure(figsize=((c + 1) * 0.8 + 0.4, m * 0.8 + 0.7), layout="constrained")
+    m, epochs = views.shape[:2]
+    mosaic = _mosaic(views.reshape(-1, 28, 28), m, epochs, gap=2)
+    fig = Figure(figsize=(epochs * 0.8 + 0.4, m * 0.8 + 0.9), layout="constrained")
     ax = fig.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
-    what = f"original, then {c} distorted copies" if c else "augmentation is off (copies: 0)"
-    fig.suptitle(f"Training images as the network sees them: {what}")
+    moved = f"moved by up to ±{shift} px" if shift else "unmoved"
+    if copies:
+        what = f"each as itself or one of {copies} distorted copies, {moved}"
+    else:
+        what = f"each {moved}" if shift else "augmentation is off"
+    fig.suptitle(f"Training images in {epochs} successive epochs\n({what})", fontsize=10)
     return fig

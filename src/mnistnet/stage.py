@@ -51,8 +51,7 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(130)
     except (ValueError, RuntimeError, OSError) as e:
         # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged,
-        # numerics not as pinned;
-        # OSError: disk full, permissions. Each message already says what to do.
+        # numerics not as pinned; OSError: disk full, permissions. Each says what to do.
         for line in str(e).splitlines():  # a ConfigError holds one line per problem
             log(f"error: {line}")
         sys.exit(1)

@@ -262,14 +262,12 @@ class Batches:
         """
         if not self.augmented:
             return None
-        where = np.empty((3, n), np.intp)
+        where = np.zeros((3, n), np.intp)
         where[0] = np.arange(n)
         if self.copies:
             where[0] += rng.integers(0, self.copies + 1, n) * n
         if self.shift:
             where[1:] = rng.integers(0, 2 * self.shift + 1, (2, n))
-        else:
-            where[1:] = 0
         return where
 
     def epoch(
@@ -295,6 +293,18 @@ class Batches:
                 np.divide(images, np.float32(255), out=self.Xb[:m])  # as normalize does
             np.take(self.labels, idx, out=self.yb[:m], mode="clip")
             yield self.Xb[:m], self.yb[:m]
+
+
+def epoch_views(
+    x: np.ndarray, labels: np.ndarray, pool: np.ndarray | None, shift: int, epochs: int
+) -> np.ndarray:
+    """Images x (m, d) as ``Batches`` shows them in ``epochs`` successive epochs: float
+    (m, epochs, d). Drawn with a fixed seed: a picture of what training sees, not a replay."""
+    batches = Batches(x, labels, len(x), pool, shift)
+    rng = np.random.default_rng(0)
+    order = np.arange(len(x))
+    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0].copy() for _ in range(epochs)]
+    return np.stack(views, axis=1)  # (m, epochs, d)
 
 
 def format_epoch(s: EpochStats, epochs: int, elapsed: float) -> str:
