@@ -239,6 +239,20 @@ def test_an_oversized_body_is_refused_before_it_is_read(server):
     assert server.request("GET", "/healthz")[0] == 200
 
 
+def test_an_unread_body_closes_the_connection_so_it_is_never_parsed_as_a_request(server):
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        body = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # would be a request if parsed
+        s.sendall(
+            b"POST /nothing-here HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 404") and reply.count(b"HTTP/1.1") == 1
+
+
 def test_a_body_without_length_is_refused(server):
     with socket.create_connection((server.host, server.port), timeout=10) as s:
         s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n")

@@ -123,12 +123,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_request(self, method: str) -> None:
         path = self.route = self.path.split("?", 1)[0]
+        self.body_read = False
         try:
             allowed = "GET" if path in PAGES else API.get(path)
             if allowed is None:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
             if method != allowed:
-                self.close_connection = True  # a body we did not read may follow
                 raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes {allowed}")
             if path in PAGES:
                 name, content_type = PAGES[path]
@@ -153,12 +153,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "send the image with Content-Length")
         if int(length) > MAX_BODY:
-            self.close_connection = True  # the unread body must not be parsed as a request
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"the body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted",
             )
         body = self.rfile.read(int(length))
+        self.body_read = True
         if not body:
             raise RequestError(HTTPStatus.BAD_REQUEST, "the body is empty; send a PNG or JPEG")
         return body
@@ -174,6 +174,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         if status == HTTPStatus.METHOD_NOT_ALLOWED:
             self.send_header("Allow", "GET" if self.route in PAGES else API[self.route])
+        if not self.body_read and self.headers.get("Content-Length", "0") != "0":
+            self.close_connection = True  # the unread body must not be parsed as a request
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
