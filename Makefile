@@ -33,6 +33,7 @@ fuzz: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	python bench/bench_train.py
+	python bench/bench_augment.py
 	python bench/bench_predict.py
 	python bench/bench_numerics.py
 
@@ -77,7 +78,7 @@ clean:
 # The original notebook's recipe, as a DVC experiment (~5 min on two cores).
 notebook: $(VENV)/.installed
 	mnistnet check params.yaml
-	dvc exp run -n notebook -S preprocess.val_size=0 -S augment.epoch_shift=0 \
+	dvc exp run -n notebook -S preprocess.val_size=0 -S train.shift=0 \
 	  -S train.batch_size=0 -S train.init=normal -S train.init_scale=0.01 -S train.optimizer=sgd \
 	  -S train.lr=0.1 -S train.lr_schedule=constant -S train.weight_decay=0 -S train.epochs=1000 \
 	  -S train.dtype=float64
@@ -88,7 +89,7 @@ notebook: $(VENV)/.installed
 SEED ?= 0
 ACCURATE := -S preprocess.val_size=0 -S augment.copies=16 -S augment.shift=1 \
   -S augment.rotate=10 -S augment.scale=0.1 -S augment.elastic_alpha=15 -S augment.elastic_sigma=4 \
-  -S augment.epoch_shift=1 -S train.weight_decay=0.0005 -S train.seed=$(SEED)
+  -S train.shift=1 -S train.weight_decay=0.0005 -S train.seed=$(SEED)
 accurate: $(VENV)/.installed
 	mnistnet check params.yaml
 	dvc exp run -n accurate-seed$(SEED) $(ACCURATE) -S train.epochs=200

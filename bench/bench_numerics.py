@@ -27,7 +27,8 @@ def child(samples: int, repeats: int) -> dict:
     import numpy as np
 
     from mnistnet import model
-    from mnistnet.train import Batches, TrainConfig, Trainer
+    from mnistnet.batches import Batches
+    from mnistnet.train import TrainConfig, Trainer
 
     numerics.apply()  # sets the pinned thread count, as every stage does
     running = numerics.describe()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.checkpoint import check_prepared_alike, load_model
+from mnistnet.errors import DataError
 from mnistnet.metrics import (
     classes_report,
     confusion_rows_csv,
@@ -28,14 +29,22 @@ def main() -> None:
     params, meta = load_model(args.model)
     check_prepared_alike(meta, split_meta(args.test), args.test)
     x_test, y_test = load_split(args.test)
-    result = evaluate_model(params, x_test, y_test)
+    try:
+        result = evaluate_model(params, x_test, y_test)
+    except DataError as e:
+        raise DataError(f"{args.model}: {e}") from e
 
     out = Path(args.out)
-    write_text(out / "metrics.json", json.dumps(metrics_json(result), indent=2) + "\n")
-    write_text(out / "classes.json", json.dumps(classes_report(result), indent=2) + "\n")
+    write_json(out / "metrics.json", metrics_json(result))
+    write_json(out / "classes.json", classes_report(result))
     write_text(out / "confusion.csv", confusion_rows_csv(y_test, result["predicted"]))
     write_text(out / "misclassified.csv", misclassified_csv(y_test, result))
     log(f"test accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}")
+
+
+def write_json(path: Path, data: dict) -> None:
+    # allow_nan=False: a NaN or Infinity would make a file that is not JSON
+    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,15 +5,20 @@ from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet import plots
-from mnistnet.augment import AugmentConfig, load_pool
+from mnistnet.augment import load_pool
+from mnistnet.batches import epoch_views
 from mnistnet.checkpoint import load_model
-from mnistnet.config import ConfigError, load_section
+from mnistnet.config import load_section
+from mnistnet.errors import ConfigError
+from mnistnet.mnist import CLASSES, PIXELS, SHAPE
+from mnistnet.model import init_params, kept_start
 from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import run
-from mnistnet.train import epoch_views
+from mnistnet.streams import Streams
 
 EXAMPLES = 8  # training images shown as the network sees them
 EPOCHS_SHOWN = 8  # successive epochs of each
+UNLEARNED = 0.9  # a unit whose weights keep this much of their start learned nothing
 
 
 def main() -> None:
@@ -29,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_section(args.params, "plot", plots.PlotConfig)
-    params, _ = load_model(args.model)
+    params, meta = load_model(args.model)
     hidden = params["W1"].shape[1]
     if cfg.hidden_units > hidden:
         raise ConfigError(
@@ -41,21 +46,26 @@ def main() -> None:
     x_test, _ = load_split(args.test)
     x_train, y_train = load_split(args.train)
     pool, _ = load_pool(args.pool, len(x_train), split_meta(args.train))
-    shift = load_section(args.params, "augment", AugmentConfig).epoch_shift
+    shift = meta["train"].get("shift", 0)  # what the model was trained with
     # what the network sees: a few training images in successive epochs
     views = epoch_views(x_train[:EXAMPLES], y_train[:EXAMPLES], pool[:, :EXAMPLES], shift,
                         EPOCHS_SHOWN)  # fmt: skip
+    trained = meta["train"]  # the settings that made the model: its start can be redrawn
+    start = init_params(Streams.from_seed(trained["seed"]).init, PIXELS, hidden, CLASSES,
+                        trained["init"], trained["init_scale"], params["W1"].dtype)  # fmt: skip
+    unlearned = kept_start(params["W1"], start["W1"]) >= UNLEARNED
+    shown = slice(0, cfg.hidden_units or None)
 
     figures = {
         "training_curves.png": plots.training_curves(plots.load_history(args.history)),
         "confusion_matrix.png": plots.confusion_heatmaps(cm),
         "misclassified.png": plots.misclassified_grid(
-            x_test[mistakes["index"]].reshape(-1, 28, 28),
+            x_test[mistakes["index"]].reshape(-1, *SHAPE),
             mistakes["true"],
             mistakes["predicted"],
             mistakes["confidence"],
         ),  # fmt: skip
-        "first_layer_weights.png": plots.weight_images(params["W1"][:, : cfg.hidden_units or None]),
+        "first_layer_weights.png": plots.weight_images(params["W1"][:, shown], unlearned[shown]),
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
         "augmented_examples.png": plots.augmented_examples(views, len(pool), shift),
     }

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet.augment import AugmentConfig, load_pool
+from mnistnet.augment import load_pool
 from mnistnet.checkpoint import save_model
 from mnistnet.config import load_section
 from mnistnet.preprocess import load_split, split_meta
@@ -25,17 +25,15 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_section(args.params, "train", TrainConfig)
-    shift = load_section(args.params, "augment", AugmentConfig).epoch_shift
     x_train, y_train = load_split(Path(args.data) / "train.npz")
     x_val, y_val = load_split(Path(args.data) / "val.npz")
     data = split_meta(Path(args.data) / "train.npz")
     pool, pool_meta = load_pool(args.pool, len(x_train), data)
-    log(f"training on {len(x_train)} images{augmentation(len(pool), shift)}, "
+    log(f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}")  # fmt: skip
-    params, history = train(cfg, x_train, y_train, x_val, y_val, log, pool, shift)
+    params, history = train(cfg, x_train, y_train, x_val, y_val, log, pool)
 
-    augment = {**pool_meta["augment"], "epoch_shift": shift}
-    save_model(args.model, params, cfg, data=data, augment=augment)
+    save_model(args.model, params, cfg, data=data, augment=pool_meta["augment"])
     write_text(args.history, history_csv(history))
     write_text(args.metrics, json.dumps(final_metrics(history), indent=2) + "\n")
 

@@ -4,6 +4,8 @@ The package holds all logic; the scripts under ``stages/`` only parse paths, rea
 section of ``params.yaml`` and call into it. Module map:
 
 - ``numerics``   pins OpenBLAS and NumPy's CPU dispatch so results match on every x86-64 CPU
+- ``mnist``      the shape of MNIST: image side, pixel count, class count
+- ``errors``     the failures the project expects, one class each
 - ``config``     params sections as typed models (``Section``): validation, error messages
 - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
 - ``storage``    atomic, byte-deterministic file output and validated array loading
@@ -12,7 +14,9 @@ section of ``params.yaml`` and call into it. Module map:
 - ``preprocess`` flatten, scale, one-hot, validation split
 - ``augment``    distorted copies of the training images (affine and elastic warps)
 - ``model``      the network math (pure NumPy, no I/O)
+- ``streams``    one random generator per purpose (initial weights, shuffle, augmentation)
 - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
+- ``batches``    the shuffled, augmented mini-batches each epoch shows the network
 - ``train``      the mini-batch training loop
 - ``checkpoint`` saving and loading trained models (``.npz``, no pickle)
 - ``metrics``    test-set scores, per-class reports, confusion and mistake lists

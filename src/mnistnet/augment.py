@@ -6,10 +6,13 @@ its own random rotation, zoom, translation and elastic displacement field (Simar
 Steinkraus & Platt, 2003: uniform noise smoothed by a Gaussian of width σ, scaled by α).
 The augment stage makes the pool once and DVC caches it, so the warping is paid once per
 augmentation setting, not once per epoch or per experiment; training then picks, every epoch
-and for every image, the original or one of its copies (``train.Batches``).
+and for every image, the original or one of its copies (``batches.Batches``).
 
 Pure NumPy: inverse mapping with bilinear interpolation, zero outside the image, and the
 Gaussian smoothing as two small matrix products. Labels are untouched and pixels stay uint8.
+Each copy draws from its own random stream, image by image, so the pool's bytes depend on the
+settings and the seed alone: not on how many images are warped at once, nor on how many
+threads make the copies.
 """
 
 from __future__ import annotations
@@ -17,25 +20,31 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from pydantic import Field
 
 from mnistnet.config import Section
-from mnistnet.storage import DataError, load_npz, save_npz
+from mnistnet.errors import DataError
+from mnistnet.mnist import PIXELS, SHAPE, SIDE
+from mnistnet.preprocess import to_uint8
+from mnistnet.storage import load_meta, load_npz, save_npz
 
-SIDE = 28
-SIDE_2D = (SIDE, SIDE)
 CENTRE = (SIDE - 1) / 2  # warps turn and zoom about the middle of the 28×28 field
-CHUNK = 4096  # images warped at once; bounds the temporary arrays to ~100 MB
+PAD = 2  # zero border of the padded images a warp samples from; see ``warp``
+CHUNK = 64  # images warped at once: its ~25 arrays of (64, 784) stay in the CPU's cache
+THREADS = min(os.cpu_count() or 1, 4)  # copies made at once; NumPy releases the GIL
 
 
 class AugmentConfig(Section):
-    """Section ``augment``: the distorted copies, and the shift drawn every epoch."""
+    """Section ``augment``: the distorted copies of the training images."""
 
     copies: int = Field(
-        0, ge=0, description="distorted copies of the training set made by augment; 0 = off"
-    )
+        0, ge=0, le=1000,
+        description="distorted copies of the training set made by augment; 0 = off",
+    )  # fmt: skip
     shift: float = Field(2.0, ge=0, le=8, description="largest translation of a copy, pixels")
     rotate: float = Field(10.0, ge=0, le=90, description="largest rotation of a copy, degrees")
     scale: float = Field(
@@ -45,13 +54,12 @@ class AugmentConfig(Section):
         0.0, ge=0, le=100, description="elastic distortion strength alpha, pixels (Simard); 0 = off"
     )
     elastic_sigma: float = Field(
-        4.0, gt=0, le=28, description="elastic distortion smoothness sigma, pixels"
+        4.0, gt=0, le=SIDE, description="elastic distortion smoothness sigma, pixels"
     )
-    seed: int = Field(0, ge=0, description="seeds every distortion")
-    epoch_shift: int = Field(
-        1, ge=0, le=4,
-        description="whole-pixel translation in +-epoch_shift per axis, drawn afresh every "
-        "epoch by train (free: a moved window over a padded image); 0 = off",
+    seed: int = Field(
+        0, ge=0,
+        description="seeds the distortions: each copy draws from its own stream, so copy k is "
+        "the same whatever the number of copies",
     )  # fmt: skip
 
 
@@ -66,11 +74,30 @@ def gaussian_matrix(sigma: float, size: int = SIDE) -> np.ndarray:
     return (weights / (sigma * math.sqrt(2 * math.pi))).astype(np.float32)
 
 
+def smooth_fields(noise: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
+    """Displacement fields float32 (n, 2, 28, 28) in pixels from uniform noise in [-1, 1].
+
+    One 28×28 product per field and side, so a field never depends on its neighbours in
+    the batch.
+    """
+    G = gaussian_matrix(sigma)
+    fields = G @ noise @ G.T  # smooth along rows, then columns
+    fields *= np.float32(alpha)
+    return fields
+
+
 def elastic_fields(rng: np.random.Generator, n: int, alpha: float, sigma: float) -> np.ndarray:
     """Random smooth displacement fields float32 (n, 2, 28, 28), in pixels (rows, columns)."""
-    noise = rng.uniform(-1, 1, (n, 2, SIDE, SIDE)).astype(np.float32)
-    G = gaussian_matrix(sigma)
-    return alpha * (G @ noise @ G.T)  # smooth along rows, then columns
+    return smooth_fields(uniform_noise(rng, n), alpha, sigma)
+
+
+def uniform_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """float32 (n, 2, 28, 28) uniform in [-1, 1); ``k`` then ``n - k`` images draw the
+    same values as ``n`` at once."""
+    noise = rng.random((n, 2, *SHAPE), dtype=np.float32)
+    noise *= 2
+    noise -= 1
+    return noise
 
 
 def warp(
@@ -85,79 +112,124 @@ def warp(
     Per image: ``angle`` (n,) radians, clockwise on screen, ``zoom`` (n,) factor (> 1 enlarges),
     ``shift`` (n, 2) pixels (down, right), ``displacement`` (n, 2, 28, 28) extra per-pixel
     offsets of where each output pixel samples from. Each output pixel reads the input by
-    bilinear interpolation at its inverse-mapped position; outside the image is 0.
+    bilinear interpolation at its inverse-mapped position (r, c); pixels outside the image
+    are 0.
     """
     n = len(images)
-    rows, cols = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32) - np.float32(CENTRE)  # (28, 28)
-    cos = (np.cos(angle) / zoom).astype(np.float32)[:, None, None]  # (n, 1, 1)
-    sin = (np.sin(angle) / zoom).astype(np.float32)[:, None, None]
-    shift = shift.astype(np.float32)
+    grid = np.mgrid[0:SIDE, 0:SIDE].reshape(2, PIXELS).astype(np.float32) - np.float32(CENTRE)
+    rows, cols = grid  # (784,) each, relative to the centre
+    cos = (np.cos(angle) / zoom).astype(np.float32)[:, None]  # (n, 1)
+    sin = (np.sin(angle) / zoom).astype(np.float32)[:, None]
     # where each output pixel comes from: undo the shift, then the rotation and zoom
-    r = CENTRE + cos * (rows - shift[:, 0, None, None]) - sin * (cols - shift[:, 1, None, None])
-    c = CENTRE + sin * (rows - shift[:, 0, None, None]) + cos * (cols - shift[:, 1, None, None])
+    dy, dx = shift[:, 0:1].astype(np.float32), shift[:, 1:2].astype(np.float32)
+    r = cos * rows - sin * cols + (np.float32(CENTRE) - cos * dy + sin * dx)  # (n, 784)
+    c = sin * rows + cos * cols + (np.float32(CENTRE) - sin * dy - cos * dx)
     if displacement is not None:
-        r += displacement[:, 0]
-        c += displacement[:, 1]  # (n, 28, 28) each
+        r += displacement[:, 0].reshape(n, PIXELS)
+        c += displacement[:, 1].reshape(n, PIXELS)
 
-    # one zero pixel of padding all round: every position outside reads zeros
-    padded = np.zeros((n, SIDE + 2, SIDE + 2), np.float32)
-    padded[:, 1:-1, 1:-1] = images
-    flat = padded.reshape(n, -1)  # (n, 900)
-    r0 = np.floor(r)
-    c0 = np.floor(c)
-    fr, fc = (r - r0).reshape(n, -1), (c - c0).reshape(n, -1)  # (n, 784) weights in [0, 1)
-    r0 = np.clip(r0, -1, SIDE).astype(np.intp).reshape(n, -1) + 1  # padded coordinates
-    c0 = np.clip(c0, -1, SIDE).astype(np.intp).reshape(n, -1) + 1
-    r1, c1 = np.minimum(r0 + 1, SIDE + 1), np.minimum(c0 + 1, SIDE + 1)
-    width = SIDE + 2
+    # The four neighbours of (r, c) are rows r0, r0 + 1 and columns c0, c0 + 1 of the image
+    # padded by PAD = 2 zeros. Clipping r0 to [-2, 28] keeps every neighbour inside the
+    # padding, and one clipped beyond the image reads two zero rows: r = -2.5 gives 0, not
+    # half of row 0. Clipping r0 + 1 on its own instead would leak the edge outward.
+    r0, c0 = np.floor(r), np.floor(c)
+    r -= r0  # now the fractions, in [0, 1)
+    c -= c0
+    width = SIDE + 2 * PAD
+    base = np.clip(r0, -PAD, SIDE, out=r0).astype(np.intp)
+    base += PAD
+    base *= width
+    base += np.clip(c0, -PAD, SIDE, out=c0).astype(np.intp)
+    base += PAD + np.arange(n)[:, None] * (width * width)  # (n, 784) flat index of (r0, c0)
 
-    def at(ri: np.ndarray, ci: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(flat, ri * width + ci, axis=1)  # (n, 784)
+    padded = np.zeros((n, width, width), np.float32)
+    padded[:, PAD:-PAD, PAD:-PAD] = images
+    flat = padded.reshape(-1)
+    top, top_right = flat.take(base), flat.take(base + 1)
+    bottom, bottom_right = flat.take(base + width), flat.take(base + width + 1)
+    top += c * (top_right - top)  # interpolate along the rows, then between them
+    bottom += c * (bottom_right - bottom)
+    top += r * (bottom - top)
+    return np.rint(top, out=top).astype(np.uint8).reshape(n, *SHAPE)
 
-    top = at(r0, c0) * (1 - fc) + at(r0, c1) * fc
-    bottom = at(r1, c0) * (1 - fc) + at(r1, c1) * fc
-    out = top * (1 - fr) + bottom * fr
-    return np.rint(out).astype(np.uint8).reshape(n, SIDE, SIDE)
+
+def distortions(
+    rng: np.random.Generator, n: int, cfg: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The affine draws of ``n`` images: angle (n,) radians, zoom (n,), shift (n, 2) px."""
+    angle = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n))
+    zoom = rng.uniform(1 - cfg.scale, 1 + cfg.scale, n)
+    shift = rng.uniform(-cfg.shift, cfg.shift, (n, 2))
+    return angle, zoom, shift
 
 
 def distort(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """One random distortion of each uint8 image (n, 28, 28), drawn from ``rng``."""
-    n = len(images)
-    angle = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate, n))
-    zoom = rng.uniform(1 - cfg.scale, 1 + cfg.scale, n)
-    shift = rng.uniform(-cfg.shift, cfg.shift, (n, 2))
+    angle, zoom, shift = distortions(rng, len(images), cfg)
     displacement = None
     if cfg.elastic_alpha > 0:
-        displacement = elastic_fields(rng, n, cfg.elastic_alpha, cfg.elastic_sigma)
+        displacement = elastic_fields(rng, len(images), cfg.elastic_alpha, cfg.elastic_sigma)
     return warp(images, angle, zoom, shift, displacement)
 
 
-def make_pool(x_train: np.ndarray, cfg: AugmentConfig, log=lambda line: None) -> np.ndarray:
+def copy_streams(seed: int, copies: int) -> list[np.random.Generator]:
+    """One independent generator per copy, spawned from ``seed``."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(copies)]
+
+
+def make_pool(
+    x_train: np.ndarray,
+    cfg: AugmentConfig,
+    log: Callable[[str], None] = lambda line: None,
+    chunk: int = CHUNK,
+    threads: int = THREADS,
+) -> np.ndarray:
     """``cfg.copies`` distorted copies of the training images: uint8 (copies, n, 784).
 
     ``x_train`` is the preprocessed float32 (n, 784) in [0, 1]; it holds exact multiples of
-    1/255, so rounding ``x * 255`` recovers the original bytes.
+    1/255, so rounding ``x * 255`` recovers the original bytes. Copy k draws from its own
+    stream: first every image's rotation, zoom and shift, then, with elastic distortion on,
+    every image's noise in order. The copies are made ``threads`` at a time (NumPy releases
+    the GIL), each ``chunk`` images at a time; neither changes a byte.
     """
-    images = to_uint8(x_train).reshape(-1, SIDE, SIDE)  # (n, 28, 28)
-    n = len(images)
-    pool = np.empty((cfg.copies, n, SIDE * SIDE), np.uint8)
-    rng = np.random.default_rng(cfg.seed)
-    for copy in range(cfg.copies):
-        for start in range(0, n, CHUNK):
-            chunk = images[start : start + CHUNK]
-            pool[copy, start : start + len(chunk)] = distort(chunk, cfg, rng).reshape(
-                len(chunk), -1
-            )
-        log(f"copy {copy + 1}/{cfg.copies} of {n} images")
+    images = to_uint8(x_train).reshape(-1, *SHAPE)  # (n, 28, 28)
+    pool = np.empty((cfg.copies, len(images), PIXELS), np.uint8)
+    streams = copy_streams(cfg.seed, cfg.copies)
+
+    def make_copy(copy: int) -> None:
+        distort_into(pool[copy], images, cfg, streams[copy], chunk)
+
+    with ThreadPoolExecutor(threads) as workers:
+        for done, _ in enumerate(workers.map(make_copy, range(cfg.copies)), 1):
+            log(f"copy {done}/{cfg.copies} of {len(images)} images")
     return pool
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Preprocessed pixels float32 (n, 784) in [0, 1] back to their uint8 values (n, 784)."""
-    return np.rint(x * 255).astype(np.uint8)
+def distort_into(
+    out: np.ndarray, images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, chunk: int
+) -> None:
+    """One distorted copy of uint8 images (n, 28, 28) into ``out`` (n, 784), drawn from
+    ``rng``: the affine draws of all n images first, then each chunk's noise in order, so
+    ``chunk`` changes nothing but the speed (small chunks stay in the CPU's cache)."""
+    n = len(images)
+    angle, zoom, shift = distortions(rng, n, cfg)
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        fields = None
+        if cfg.elastic_alpha > 0:
+            noise = uniform_noise(rng, end - start)
+            fields = smooth_fields(noise, cfg.elastic_alpha, cfg.elastic_sigma)
+        warped = warp(images[start:end], angle[start:end], zoom[start:end], shift[start:end],
+                      fields)  # fmt: skip
+        out[start:end] = warped.reshape(end - start, PIXELS)
 
 
 POOL_SCHEMA = {"pool": (np.uint8, 3), "meta": (None, 0)}
+
+
+def pool_bytes(copies: int, n: int) -> int:
+    """Memory the pool of ``copies`` copies of ``n`` images takes, in bytes."""
+    return copies * n * PIXELS
 
 
 def save_pool(path: str | os.PathLike, pool: np.ndarray, cfg: AugmentConfig, data: dict) -> None:
@@ -165,9 +237,7 @@ def save_pool(path: str | os.PathLike, pool: np.ndarray, cfg: AugmentConfig, dat
     ``data``, the metadata of the split it copies (``preprocess.split_meta``)."""
     # Only what shaped the pool: with no copies the other settings change nothing, and
     # leaving them out keeps the file's bytes, so DVC does not retrain for them.
-    settings = {"copies": 0}
-    if cfg.copies:  # epoch_shift is the train stage's, not the pool's
-        settings = cfg.model_dump(exclude={"epoch_shift"})
+    settings = cfg.model_dump() if cfg.copies else {"copies": 0}
     meta = {"augment": settings, "data": data}
     save_npz(path, {"pool": pool, "meta": np.array(json.dumps(meta, sort_keys=True))})
 
@@ -181,12 +251,9 @@ def load_pool(path: str | os.PathLike, n: int, data: dict) -> tuple[np.ndarray, 
     fix = "Rerun the augment stage: dvc repro augment"
     arrays = load_npz(path, POOL_SCHEMA, fix)
     pool = arrays["pool"]
-    if pool.shape[1:] != (n, SIDE * SIDE):
-        raise DataError(f"{path}: pool {pool.shape} is not (copies, {n}, {SIDE * SIDE}). {fix}")
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except ValueError as e:
-        raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e
+    if pool.shape[1:] != (n, PIXELS):
+        raise DataError(f"{path}: pool {pool.shape} is not (copies, {n}, {PIXELS}). {fix}")
+    meta = load_meta(path, arrays["meta"], fix)
     if len(pool) and meta.get("data") != data:
         raise DataError(
             f"{path}: made from a training split preprocessed as {meta.get('data')}, not as "

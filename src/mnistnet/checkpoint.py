@@ -13,8 +13,10 @@ import os
 import numpy as np
 
 from mnistnet.config import Section
+from mnistnet.errors import DataError
+from mnistnet.mnist import PIXELS
 from mnistnet.model import PARAM_NAMES, Params
-from mnistnet.storage import DataError, load_npz, save_npz
+from mnistnet.storage import load_meta, load_npz, save_npz
 
 FORMAT = "mnistnet-mlp/1"
 
@@ -28,17 +30,18 @@ def save_model(
 ) -> None:
     """Atomically write ``params``, the ``TrainConfig`` ``train_config`` that produced them,
     ``data``, the metadata of the split they were trained on (see ``preprocess.split_meta``),
-    and ``augment``, the settings of the distorted copies they saw (None: none).
+    and ``augment``, the settings of the pool of distorted copies they saw (its metadata's
+    ``augment``; None: no pool).
     """
     meta = {"format": FORMAT, "train": train_config.model_dump(), "data": data}
-    if augment is not None and (augment.get("copies") or augment.get("epoch_shift")):
+    if augment is not None:
         meta["augment"] = augment
     arrays = {name: params[name] for name in PARAM_NAMES}
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     save_npz(path, arrays)
 
 
-def load_model(path: str | os.PathLike, input_size: int = 784) -> tuple[Params, dict]:
+def load_model(path: str | os.PathLike, input_size: int = PIXELS) -> tuple[Params, dict]:
     """Load and check a model file; returns (params, meta).
 
     Raises ``DataError`` unless the four arrays have matching shapes ``(d, h), (h,), (h, k),
@@ -47,12 +50,8 @@ def load_model(path: str | os.PathLike, input_size: int = 784) -> tuple[Params, 
     fix = "Retrain it with: dvc repro train, or pass the path of a model this project saved"
     schema = {"W1": (None, 2), "b1": (None, 1), "W2": (None, 2), "b2": (None, 1), "meta": (None, 0)}
     arrays = load_npz(path, schema, fix)
-    meta_text = arrays.pop("meta")
-    try:
-        meta = json.loads(str(meta_text))
-    except ValueError as e:
-        raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = load_meta(path, arrays.pop("meta"), fix)
+    if meta.get("format") != FORMAT:
         raise DataError(f"{path}: not a {FORMAT} model file. {fix}")
     W1, b1, W2, b2 = (arrays[name] for name in PARAM_NAMES)
     d, h = W1.shape

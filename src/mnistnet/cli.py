@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from mnistnet import numerics  # imports no NumPy: the pin is set when mnistnet loads
+from mnistnet.errors import NumericsError
 
 DEFAULT_MODEL = "data/model/model.npz"
 DEFAULT_METRICS = "data/eval/metrics.json"
@@ -33,7 +35,7 @@ def apply_numerics() -> bool:
     try:
         for line in numerics.apply():
             print(line, file=sys.stderr)
-    except RuntimeError as e:
+    except NumericsError as e:
         error(str(e))
         return False
     return True
@@ -47,8 +49,8 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     import numpy as np
 
     from mnistnet.checkpoint import load_model
+    from mnistnet.errors import DataError
     from mnistnet.predict import classify, expand_folders, load_many
-    from mnistnet.storage import DataError
 
     if not apply_numerics():  # as evaluate runs, so the same probabilities
         return 1
@@ -107,34 +109,42 @@ def schema(out: str | None, markdown: bool) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mnistnet", description="MNIST from scratch, with DVC")
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("predict", help="classify digit images (PNG, JPEG, .npy, .npz)")
+def parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand, its options and their defaults."""
+    from mnistnet import __version__
+
+    top = argparse.ArgumentParser(prog="mnistnet", description="MNIST from scratch, with DVC")
+    top.add_argument("--version", action="version", version=f"mnistnet {__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        defaults = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
+        return commands.add_parser(name, help=help, description=help, formatter_class=defaults)
+
+    p = command("predict", "classify digit images (PNG, JPEG, .npy, .npz)")
     p.add_argument(
         "images", nargs="+",
         help="image files (PNG, JPEG), arrays of 28x28 images (.npy, .npz), or folders of them",
     )  # fmt: skip
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model file")
     p.add_argument("--json", action="store_true", help="one JSON record per image")
-    p = commands.add_parser("check", help="validate params.yaml before a run")
-    p.add_argument(
-        "params", nargs="?", default="params.yaml",
-        help="the params file to validate (default: params.yaml in this folder)",
-    )  # fmt: skip
-    p = commands.add_parser("serve", help="a local page: draw a digit, watch the model read it")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model file (default {DEFAULT_MODEL})")
+    p = command("check", "validate params.yaml before a run")
+    p.add_argument("params", nargs="?", default="params.yaml", help="the params file to validate")
+    p = command("serve", "a local page: draw a digit, watch the model read it")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model file")
     p.add_argument("--metrics", default=DEFAULT_METRICS, help="test metrics shown on the page")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=8000, help="port; 0 = any free one")
     p.add_argument("--quiet", action="store_true", help="no line per request")
-    p = commands.add_parser("schema", help="the JSON Schema of params.yaml, for editors")
+    p = command("schema", "the JSON Schema of params.yaml, for editors")
     p.add_argument("--out", help="write it to this file (e.g. params.schema.json)")
     p.add_argument("--markdown", action="store_true", help="print the README's table instead")
-    p = commands.add_parser("plots-template", help="write the offline HTML template for dvc")
+    p = command("plots-template", "write the offline HTML template for dvc plots show")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
-    args = parser.parse_args(argv)
+    return top
 
+
+def run(args: argparse.Namespace) -> int:
     if args.command == "predict":
         return predict(args.images, args.model, args.json)
     if args.command == "check":
@@ -152,6 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     write_offline_template(args.path)
     print(f"wrote {args.path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except BrokenPipeError:
+        # The reader went away (`mnistnet predict … | head -1`): stop quietly, as Unix tools
+        # do. Point stdout at /dev/null so Python's flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
 
 if __name__ == "__main__":

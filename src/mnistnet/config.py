@@ -25,16 +25,11 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mnistnet.errors import ConfigError
+
 T = TypeVar("T", bound="Section")
 HEX64 = r"^[0-9a-f]{64}$"  # a sha256 digest as hex
 PATTERN_WORDS = {HEX64: "expected 64 lowercase hex digits"}
-
-
-class ConfigError(ValueError):
-    """A value in ``params.yaml`` is missing, unknown, mistyped or out of range.
-
-    ``str(error)`` is one line per problem.
-    """
 
 
 class Section(BaseModel):
@@ -186,10 +181,6 @@ def _field(cls: type[Section], loc: tuple):
             (a for a in (inner, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
         )
     return field
-
-
-def _is_model(t: Any) -> bool:
-    return isinstance(t, type) and issubclass(t, BaseModel)
 
 
 def _dotted(where: str, loc: tuple) -> str:

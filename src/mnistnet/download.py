@@ -37,6 +37,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,8 +45,10 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from mnistnet.config import HEX64, Section
+from mnistnet.errors import DataError, NoSourceError
 from mnistnet.idx import read_idx_file
-from mnistnet.storage import DataError, load_npz
+from mnistnet.mnist import PIXELS, SHAPE
+from mnistnet.storage import load_npz
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
@@ -160,7 +163,7 @@ def fetch_mnist(cfg: DownloadConfig, workdir: Path, log: Log) -> dict[str, np.nd
     """Try each source in ``cfg.sources`` until one yields verified arrays, and return them.
 
     Returns ``x_train`` uint8 (n, 28, 28), ``y_train`` uint8 (n,), ``x_test`` uint8 (m, 28, 28),
-    ``y_test`` uint8 (m,). Raises ``RuntimeError`` listing every source and why it failed.
+    ``y_test`` uint8 (m,). Raises ``NoSourceError`` listing every source and why it failed.
     """
     failures = []
     for i, source in enumerate(cfg.sources, 1):
@@ -178,7 +181,7 @@ def fetch_mnist(cfg: DownloadConfig, workdir: Path, log: Log) -> dict[str, np.nd
             shutil.rmtree(scratch, ignore_errors=True)
         log(f"[{i}/{len(cfg.sources)}] verified against the content digests")
         return arrays
-    raise RuntimeError(
+    raise NoSourceError(
         "no source yielded verified MNIST; nothing was written:\n"
         + "\n".join(failures)
         + "\nCheck the network or proxy, or add a local copy to download.sources in params.yaml."
@@ -207,9 +210,9 @@ def load_source(source: Source, scratch: Path, timeout: float, log: Log) -> dict
         return decode_pickle(path.read_bytes())
     except SourceError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+    except (OSError, DataError, zipfile.BadZipFile) as e:
         # OSError covers unreachable hosts, refused connections and stalled transfers
-        # (TimeoutError); ValueError covers DataError from the decoders.
+        # (TimeoutError); DataError what the decoders found wrong with the bytes.
         raise SourceError(_one_line(e)) from e
 
 
@@ -276,7 +279,8 @@ def http_get(url: str, dest: Path, timeout: float, log: Log) -> None:
     except urllib.error.HTTPError as e:
         raise SourceError(f"HTTP {e.code} {e.reason}") from e
     with response, open(dest, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0)
+        announced = response.headers.get("Content-Length") or ""
+        total = int(announced) if announced.isascii() and announced.isdigit() else 0
         if total > MAX_DOWNLOAD_BYTES:
             raise SourceError(f"server announces {total} bytes; the limit is {MAX_DOWNLOAD_BYTES}")
         done, next_report = 0, 0.1
@@ -382,20 +386,23 @@ def decode_pickle(blob: bytes) -> dict[str, np.ndarray]:
     ``uint8 / 256`` exactly, so ``x * 256`` must be a whole number in 0..255; anything else is
     not this file and is refused rather than rounded.
     """
-    raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
-    data = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    try:
+        raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        data = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except (OSError, EOFError, zlib.error, pickle.UnpicklingError) as e:
+        raise DataError(f"not a readable pickle ({_one_line(e)})") from e
     try:
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data
     except (TypeError, ValueError) as e:
         raise DataError("pickle is not ((x, y), (x, y), (x, y))") from e
 
     def pixels(x: np.ndarray) -> np.ndarray:
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape[1:] != (28 * 28,):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape[1:] != (PIXELS,):
             raise DataError("pickle pixels are not a float32 (n, 784) array")
         scaled = x * np.float32(256)  # exact in float32: 256 is a power of two
         if not np.array_equal(scaled, np.round(scaled)) or scaled.min() < 0 or scaled.max() > 255:
             raise DataError("pickle pixels are not uint8 / 256")
-        return scaled.astype(np.uint8).reshape(-1, 28, 28)
+        return scaled.astype(np.uint8).reshape(-1, *SHAPE)
 
     def labels(y: np.ndarray) -> np.ndarray:
         if not isinstance(y, np.ndarray) or y.ndim != 1 or y.min() < 0 or y.max() > 9:
@@ -441,7 +448,7 @@ def verify(arrays: dict[str, np.ndarray], digests: Digests) -> None:
     """
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != SHAPE:
             raise SourceError(f"x_{split} is {x.dtype} {x.shape}, expected uint8 (n, 28, 28)")
         if y.dtype != np.uint8 or y.shape != (x.shape[0],):
             raise SourceError(f"y_{split} is {y.dtype} {y.shape}, expected uint8 ({x.shape[0]},)")

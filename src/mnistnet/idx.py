@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mnistnet.storage import DataError
+from mnistnet.errors import DataError
 
 UBYTE = 0x08
 MAX_DIMS = 4

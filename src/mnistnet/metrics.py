@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistnet.errors import DataError
+from mnistnet.mnist import CLASSES
 from mnistnet.model import cross_entropy, forward, softmax
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, k: int = 10) -> np.ndarray:
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, k: int = CLASSES) -> np.ndarray:
     """Counts (k, k) int64: rows are true classes, columns predicted classes."""
     flat = np.bincount(labels.astype(np.int64) * k + predicted, minlength=k * k)
     return flat.reshape(k, k)
@@ -39,9 +41,18 @@ def evaluate_model(params: dict, X: np.ndarray, labels: np.ndarray) -> dict:
 
     Returns ``accuracy``, ``loss`` (mean cross-entropy), ``confusion`` (k, k), per-class
     ``scores`` (see ``class_scores``), ``macro`` averages, and ``predicted`` (n,) with
-    ``confidence`` (n,), the probability the model gave its prediction.
+    ``confidence`` (n,), the probability the model gave its prediction. Raises ``DataError``
+    when the logits overflow, since no finite loss (nor valid JSON) could be reported.
     """
-    _, logits = forward(params, X.astype(params["W1"].dtype, copy=False))  # (n, k)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked right below
+        _, logits = forward(params, X.astype(params["W1"].dtype, copy=False))  # (n, k)
+    if not np.isfinite(logits).all():
+        raise DataError(
+            "the model's outputs overflow to infinity on the test set: its weights are far "
+            "too large. Retrain it with a lower train.lr (or more train.weight_decay)"
+        )
+    # float64: finite float32 logits can still be too far apart for a float32 softmax
+    logits = logits.astype(np.float64)
     probs = softmax(logits)
     predicted = probs.argmax(axis=1)
     k = logits.shape[1]

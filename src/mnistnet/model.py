@@ -104,6 +104,18 @@ def predict_proba(params: Params, X: np.ndarray) -> np.ndarray:
     return softmax(forward(params, X)[1])
 
 
+def kept_start(W: np.ndarray, W_start: np.ndarray) -> np.ndarray:
+    """float (h,): per unit (column), the cosine between its weights and its initial ones.
+
+    Near 1: the unit's weights are still their random start, at most shrunk by weight decay,
+    so it learned nothing (typically a ReLU that gradients rarely reach); a unit that learned
+    has a pattern of its own, at about 0.2 here.
+    """
+    dot = (W * W_start).sum(axis=0, dtype=np.float64)
+    norms = np.linalg.norm(W, axis=0) * np.linalg.norm(W_start, axis=0)
+    return np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
+
+
 def predict(params: Params, X: np.ndarray) -> np.ndarray:
     """Predicted class (n,) int64: the argmax of the logits."""
     return forward(params, X)[1].argmax(axis=1)

@@ -27,6 +27,8 @@ import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
+from mnistnet.errors import NumericsError
+
 KERNEL = "Haswell"  # OpenBLAS kernel: AVX2 + FMA, runs on every x86-64 CPU since 2013
 THREADS = 2  # BLAS threads; the product splits depend on it, so it is part of the pin
 # NumPy's AVX-512 dispatch targets (names of NumPy 2.4; unknown names are ignored)
@@ -115,7 +117,7 @@ def _missing_cpu_support() -> str:
 def apply() -> list[str]:
     """After NumPy loads: enforce the thread count and check the pin; return lines to print.
 
-    Raises ``RuntimeError`` when the pin was set but something else runs, since the outputs
+    Raises ``NumericsError`` when the pin was set but something else runs, since the outputs
     would silently stop matching the committed ones.
     """
     if STATE.mode in ("native", "unpinnable"):
@@ -131,7 +133,7 @@ def apply() -> list[str]:
     threadpoolctl.threadpool_limits(THREADS, user_api="blas")
     running = describe()
     if running != pinned_description():
-        raise RuntimeError(
+        raise NumericsError(
             f"numerics: pinned {pinned_description()}, but this process runs {running}. "
             f"Set {OPT_OUT}=native to run anyway, with results that differ in the last bits."
         )

@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mnistnet.augment import AugmentConfig
-from mnistnet.config import ConfigError, Section, from_mapping, read_params
+from mnistnet.config import Section, from_mapping, read_params
 from mnistnet.download import DownloadConfig
+from mnistnet.errors import ConfigError
 from mnistnet.plots import PlotConfig
 from mnistnet.preprocess import PreprocessConfig
 from mnistnet.train import TrainConfig
@@ -33,12 +34,12 @@ SCHEMA_FILE = "params.schema.json"
 
 
 class ParamsFile(BaseModel):
-    """params.yaml: one section per stage (``plot`` also reads ``train.hidden_size``)."""
+    """params.yaml: one section per stage, each read by that stage alone."""
 
     model_config = ConfigDict(extra="forbid", title="mnistnet params.yaml")
     download: DownloadConfig = Field(description="fetching and verifying MNIST")
     preprocess: PreprocessConfig = Field(description="the validation split")
-    augment: AugmentConfig = Field(description="distorted training copies and per-epoch shifts")
+    augment: AugmentConfig = Field(description="distorted copies of the training images")
     train: TrainConfig = Field(description="the network and its training")
     plot: PlotConfig = Field(description="the plot stage's figures")
 

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from pydantic import Field
 
 from mnistnet.config import Section
-from mnistnet.storage import DataError, atomic_path, missing_file
+from mnistnet.errors import DataError
+from mnistnet.mnist import SHAPE, SIDE
+from mnistnet.storage import atomic_path, missing_file
 
 
 class PlotConfig(Section):
@@ -84,7 +87,8 @@ def _heatmap(ax, values: np.ndarray, labels: list[str], title: str) -> None:
     shade = np.sqrt(values / values.max()) if values.max() > 0 else values
     ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
     for (i, j), text in zip(np.ndindex(values.shape), labels, strict=True):
-        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+        # in_layout=False: inside the axes, so the layout need not measure all 100 of them
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, in_layout=False,
                 color="white" if shade[i, j] > 0.6 else "black")  # fmt: skip
     ax.set(title=title, xlabel="predicted digit", ylabel="true digit",
            xticks=range(k), yticks=range(k))  # fmt: skip
@@ -100,7 +104,7 @@ def misclassified_grid(
     """
     cols, gap = 6, 10
     rows = max(1, math.ceil(len(images) / cols))
-    side = 28 + gap
+    side = SIDE + gap
     mosaic = np.pad(_mosaic(images, rows, cols, gap), ((gap, 0), (0, 0)), constant_values=np.nan)
     width = cols * 1.6  # inches; the height follows the mosaic's shape, plus the title
     fig = Figure(figsize=(width, round(width * mosaic.shape[0] / mosaic.shape[1] + 0.6, 1)),
@@ -109,30 +113,47 @@ def misclassified_grid(
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     for i, (t, p, c) in enumerate(zip(true, predicted, confidence, strict=True)):
         r, col = divmod(i, cols)
-        ax.text(col * side + 14, r * side + gap - 1.5, f"{t} → {p} ({c:.1%})",
-                ha="center", va="bottom", fontsize=9, color="firebrick")  # fmt: skip
+        ax.text(col * side + SIDE / 2, r * side + gap - 1.5, f"{t} → {p} ({c:.1%})", ha="center",
+                va="bottom", fontsize=9, color="firebrick", in_layout=False)  # fmt: skip
     ax.axis("off")
     fig.suptitle("Most confident mistakes on the test set: true → predicted (confidence)")
     return fig
 
 
-def weight_images(W1: np.ndarray) -> Figure:
+def weight_images(W1: np.ndarray, unlearned: np.ndarray | None = None) -> Figure:
     """Each hidden unit's 784 input weights (d, h) as a 28×28 image: red +, blue −.
 
-    The tiles form one mosaic drawn by a single ``imshow`` (one axes per unit would make
-    this the slowest figure by far).
+    Each tile is scaled by its unit's largest absolute weight (the colour bar's unit), so
+    white is exactly zero. ``unlearned`` (h,) bool marks the units whose weights are still
+    their random start (``model.kept_start``): they get a black frame and are counted in the
+    title. The tiles form one mosaic drawn by a single ``imshow`` (one axes per unit would
+    make this the slowest figure by far).
     """
     units = W1.shape[1]
     cols = 16 if units > 32 else 8
     rows = math.ceil(units / cols)
     limits = np.abs(W1).max(axis=0)  # per unit, symmetric: white is exactly zero
-    tiles = (W1 / np.where(limits > 0, limits, 1)).T.reshape(units, 28, 28)  # in [-1, 1]
-    mosaic = _mosaic(tiles, rows, cols, gap=2)
-    fig = Figure(figsize=(cols * 0.9, rows * 0.9 + 0.7), layout="constrained")
+    tiles = (W1 / np.where(limits > 0, limits, 1)).T.reshape(units, *SHAPE)  # in [-1, 1]
+    gap = 2
+    mosaic = _mosaic(tiles, rows, cols, gap)
+    fig = Figure(figsize=(cols * 0.9 + 1.0, rows * 0.9 + 0.9), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    image = ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     ax.axis("off")
-    fig.suptitle(f"First-layer weights of {units} hidden units (red: excites, blue: inhibits)")
+    bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 3 / rows + 0.2), pad=0.01)
+    bar.set_label("weight ÷ the unit's largest |weight|")
+    title = f"First-layer weights of {units} hidden units (red: excites, blue: inhibits)"
+    if unlearned is not None:
+        for i in np.flatnonzero(unlearned):
+            r, c = divmod(int(i), cols)
+            corner = (c * (SIDE + gap) - 1, r * (SIDE + gap) - 1)  # in the gap round the tile
+            ax.add_patch(Rectangle(corner, SIDE + 1, SIDE + 1, fill=False, edgecolor="black",
+                                   linewidth=1.5, clip_on=False))  # fmt: skip
+        title += (
+            f"\n{int(unlearned.sum())} of {units} never learned (framed): their weights are "
+            f"still their random start"
+        )
+    fig.suptitle(title)
     return fig
 
 
@@ -218,15 +239,22 @@ def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndar
 def augmented_examples(views: np.ndarray, copies: int, shift: int) -> Figure:
     """What the network sees: each training image (row) as shown in successive epochs.
 
-    ``views`` (m, epochs, 784) in [0, 1], from ``train.Batches`` over a pool of ``copies``
+    ``views`` (m, epochs, 784) in [0, 1], from ``batches.epoch_views`` over a pool of ``copies``
     distorted copies with per-epoch shifts up to ``shift`` pixels.
     """
     m, epochs = views.shape[:2]
-    mosaic = _mosaic(views.reshape(-1, 28, 28), m, epochs, gap=2)
-    fig = Figure(figsize=(epochs * 0.8 + 0.4, m * 0.8 + 0.9), layout="constrained")
+    gap = 2
+    mosaic = _mosaic(views.reshape(-1, *SHAPE), m, epochs, gap)
+    fig = Figure(figsize=(epochs * 0.8 + 0.4, m * 0.8 + 1.2), layout="constrained")
     ax = fig.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.axis("off")
+    ax.set_xticks([e * (SIDE + gap) + SIDE / 2 for e in range(epochs)],
+                  [f"epoch {e + 1}" for e in range(epochs)], fontsize=8)  # fmt: skip
+    ax.xaxis.set_ticks_position("top")
+    ax.tick_params(length=0)
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     moved = f"moved by up to ±{shift} px" if shift else "unmoved"
     if copies:
         what = f"each as itself or one of {copies} distorted copies, {moved}"

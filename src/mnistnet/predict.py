@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mnistnet.errors import DataError
+from mnistnet.mnist import SHAPE, SIDE
 from mnistnet.model import predict_proba
-from mnistnet.preprocess import IMAGE_SIDE, normalize
-from mnistnet.storage import DataError
+from mnistnet.preprocess import normalize
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
@@ -81,9 +82,9 @@ def mnist_style(image: Image.Image) -> np.ndarray:
     total = boxed.sum()
     cy = boxed.sum(axis=1) @ np.arange(boxed.shape[0]) / total  # centre of mass
     cx = boxed.sum(axis=0) @ np.arange(boxed.shape[1]) / total
-    top = min(max(round(IMAGE_SIDE / 2 - cy), 0), IMAGE_SIDE - boxed.shape[0])
-    left = min(max(round(IMAGE_SIDE / 2 - cx), 0), IMAGE_SIDE - boxed.shape[1])
-    field = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.uint8)
+    top = min(max(round(SIDE / 2 - cy), 0), SIDE - boxed.shape[0])
+    left = min(max(round(SIDE / 2 - cx), 0), SIDE - boxed.shape[1])
+    field = np.zeros(SHAPE, np.uint8)
     field[top : top + boxed.shape[0], left : left + boxed.shape[1]] = np.round(boxed)
     return field
 
@@ -160,7 +161,7 @@ def _load_array(path: Path) -> np.ndarray:
             raise
         raise DataError(f"not a readable array file ({e})") from e
     images = loaded[None] if loaded.ndim == 2 else loaded
-    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(images) == 0:
+    if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")
     if images.dtype == np.uint8:
         x = normalize(images)

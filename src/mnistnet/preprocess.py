@@ -12,11 +12,11 @@ import os
 import numpy as np
 from pydantic import Field
 
-from mnistnet.config import ConfigError, Section
-from mnistnet.storage import DataError, load_npz
+from mnistnet.config import Section
+from mnistnet.errors import ConfigError, DataError
+from mnistnet.mnist import CLASSES, PIXELS, SHAPE
+from mnistnet.storage import load_meta, load_npz
 
-NUM_CLASSES = 10
-IMAGE_SIDE = 28
 # The download stage's output; download.decode_keras_npz repeats it (see there for why)
 RAW_SCHEMA = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
               "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
@@ -33,11 +33,23 @@ class PreprocessConfig(Section):
 
 def normalize(images: np.ndarray) -> np.ndarray:
     """Flatten uint8 images (n, 28, 28) to float32 (n, 784) in [0, 1] by dividing by 255."""
-    flat = images.reshape(len(images), IMAGE_SIDE * IMAGE_SIDE)  # (n, d)
+    flat = images.reshape(len(images), PIXELS)  # (n, d)
     return flat.astype(np.float32) / np.float32(255)
 
 
-def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """``normalize`` undone: pixels (n, 784) in [0, 1] back to their uint8 values (n, 784).
+
+    Exact for what ``normalize`` made: each value is a multiple of 1/255. Converted 4,096
+    rows at a time, so the float temporaries stay small beside a 60,000-image split.
+    """
+    out = np.empty(x.shape, np.uint8)
+    for start in range(0, len(x), 4096):
+        out[start : start + 4096] = np.rint(x[start : start + 4096] * 255)
+    return out
+
+
+def one_hot(labels: np.ndarray, num_classes: int = CLASSES) -> np.ndarray:
     """Labels (n,) of ints in [0, k) → uint8 (n, k) with a single 1 per row."""
     out = np.zeros((len(labels), num_classes), dtype=np.uint8)
     out[np.arange(len(labels)), labels] = 1
@@ -59,12 +71,12 @@ def load_raw(path: str | os.PathLike) -> dict[str, np.ndarray]:
     raw = load_npz(path, RAW_SCHEMA, fix)
     for split in ("train", "test"):
         x, y = raw[f"x_{split}"], raw[f"y_{split}"]
-        if x.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(x) != len(y):
+        if x.shape[1:] != SHAPE or len(x) != len(y):
             raise DataError(
                 f"{path}: x_{split} {x.shape} and y_{split} {y.shape} are not "
                 f"(n, 28, 28) and (n,). {fix}"
             )
-        if y.size and y.max() >= NUM_CLASSES:
+        if y.size and y.max() >= CLASSES:
             raise DataError(f"{path}: y_{split} holds label {y.max()}, not a digit 0-9. {fix}")
     return raw
 
@@ -107,9 +119,10 @@ def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     fix = "Rerun the preprocess stage: dvc repro -f preprocess"
     arrays = load_npz(path, SPLIT_SCHEMA, fix)
     x, y = arrays["x"], arrays["y"]
-    d = IMAGE_SIDE * IMAGE_SIDE
-    if x.shape[1:] != (d,) or y.shape != (len(x), NUM_CLASSES):
-        raise DataError(f"{path}: x {x.shape} and y {y.shape} are not (n, {d}) and (n, 10). {fix}")
+    if x.shape[1:] != (PIXELS,) or y.shape != (len(x), CLASSES):
+        raise DataError(
+            f"{path}: x {x.shape} and y {y.shape} are not (n, {PIXELS}) and (n, {CLASSES}). {fix}"
+        )
     if not (y.sum(axis=1) == 1).all() or y.max(initial=0) > 1:
         raise DataError(f"{path}: y is not one-hot. {fix}")
     if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
@@ -120,8 +133,4 @@ def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def split_meta(path: str | os.PathLike) -> dict:
     """The settings a processed split was made with: ``split``, ``val_size``, ``seed``."""
     fix = "Rerun the preprocess stage: dvc repro -f preprocess"
-    meta = load_npz(path, {"meta": (None, 0)}, fix)["meta"]
-    try:
-        return json.loads(str(meta))
-    except ValueError as e:
-        raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e
+    return load_meta(path, load_npz(path, {"meta": (None, 0)}, fix)["meta"], fix)

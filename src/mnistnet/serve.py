@@ -27,9 +27,9 @@ from importlib import resources
 from pathlib import Path
 
 from mnistnet.checkpoint import load_model
+from mnistnet.errors import DataError
 from mnistnet.model import predict_proba
 from mnistnet.predict import decode_image
-from mnistnet.storage import DataError
 
 MAX_BODY = 2 * 1024 * 1024  # bytes; a canvas PNG is ~5 KB, a phone photo a few MB
 IMAGE_TYPES = ("image/png", "image/jpeg")

@@ -1,7 +1,8 @@
 """What every stage script shares: progress to stderr, and failures that read as sentences.
 
-``run(main)`` calls a stage's ``main`` and turns the project's documented errors into one
-``error: …`` line and a non-zero exit status instead of a traceback. SIGTERM is handled like
+``run(main)`` calls a stage's ``main`` and turns the project's own failures (the classes in
+``errors``) into one ``error: …`` line each and exit status 1. Any other exception is a bug in
+this project: it keeps its traceback, followed by a line that says so. SIGTERM is handled like
 Ctrl-C. Before ``main``, the pinned numerics are checked (``numerics.apply``). ``main`` runs
 inside ``storage.all_or_nothing()``, so a stage that fails or is interrupted leaves no
 half-written file and replaces none of its outputs: they are all renamed into place together
@@ -13,10 +14,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 
-from mnistnet import numerics
+from mnistnet import errors, numerics
 from mnistnet.storage import all_or_nothing
+
+BUG = (
+    "error: this is a bug in mnistnet, not a problem with your data or params. Please report "
+    "it with the traceback above; no output was written or replaced."
+)
 
 
 def log(message: str) -> None:
@@ -29,7 +36,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's ``main``; exit 1 on a user or data error, 130 when interrupted."""
+    """Run a stage's ``main``; exit 1 on a failure or a bug, 130 when interrupted."""
     signal.signal(signal.SIGTERM, _interrupt)
     outputs = None
     try:
@@ -49,9 +56,11 @@ def run(main: Callable[[], None]) -> None:
         else:
             log("interrupted: no output was written or replaced")
         sys.exit(130)
-    except (ValueError, RuntimeError, OSError) as e:
-        # ValueError: ConfigError, DataError; RuntimeError: no source, training diverged,
-        # numerics not as pinned; OSError: disk full, permissions. Each says what to do.
+    except errors.Error as e:
         for line in str(e).splitlines():  # a ConfigError holds one line per problem
             log(f"error: {line}")
+        sys.exit(1)
+    except Exception:
+        traceback.print_exc()
+        log(BUG)
         sys.exit(1)

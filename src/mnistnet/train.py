@@ -1,29 +1,35 @@
 """Mini-batch training of the two-layer network, fast and reproducible.
 
 ``Trainer`` runs ``model.forward``/``model.backward`` with every buffer allocated once: each
-batch is gathered into a reused array, every matrix product writes into its output with
-``out=``, and the softmax–cross-entropy gradient is computed in place as ``probs − one_hot``.
-Only the two large products per layer and the update remain, which keeps an epoch close to the
-cost of its matrix multiplications (see ``bench/``).
+batch is gathered into a reused array (``batches.Batches``), every matrix product writes
+into its output with ``out=``, and the softmax–cross-entropy gradient is computed in place as
+``probs − one_hot``. What remains per step is five matrix products and the update, which keeps
+an epoch close to the cost of its matrix multiplications (see ``bench/``).
 
-Randomness comes from one ``np.random.default_rng(cfg.seed)``: the same config and data give
-the same bytes, run after run, on the same machine.
+Randomness comes from three generators spawned from ``cfg.seed`` (``streams.Streams``): the
+initial weights, each epoch's shuffle, each epoch's augmentation draws. So switching
+augmentation on changes what the images look like and nothing else, and the same config and
+data give the same bytes, run after run.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from mnistnet import augment, model
+from mnistnet import model
+from mnistnet.batches import Batches
 from mnistnet.config import Section
+from mnistnet.errors import TrainingDiverged
+from mnistnet.mnist import CLASSES
 from mnistnet.optim import learning_rate, make_optimizer
+from mnistnet.streams import Streams
 
 EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split; bounds memory
 
@@ -31,11 +37,12 @@ EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split; bounds me
 class TrainConfig(Section):
     """Section ``train``: the network's size and how it is trained."""
 
-    hidden_size: int = Field(128, ge=1, description="units in the hidden layer (h)")
-    epochs: int = Field(30, ge=1, description="passes over the training set")
+    hidden_size: int = Field(128, ge=1, le=65_536, description="units in the hidden layer (h)")
+    epochs: int = Field(30, ge=1, le=100_000, description="passes over the training set")
     batch_size: int = Field(
-        128, ge=0, description="samples per update; 0 = the whole training set (full batch)"
-    )
+        128, ge=0, le=1_000_000,
+        description="samples per update; 0 = the whole training set (full batch)",
+    )  # fmt: skip
     lr: float = Field(
         0.2, gt=0, allow_inf_nan=False,
         description="learning rate (the peak, when lr_schedule decays it)",
@@ -58,22 +65,26 @@ class TrainConfig(Section):
         0.01, gt=0, allow_inf_nan=False, description="standard deviation of init normal"
     )
     dtype: Literal["float32", "float64"] = Field("float32", description="arithmetic precision")
-    seed: int = Field(0, ge=0, description="seeds initialisation and the per-epoch shuffle")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    shift: int = Field(
+        1, ge=0, le=4,
+        description="whole-pixel translation in +-shift per axis, drawn afresh for every image "
+        "every epoch (free: a moved window over a padded image); 0 = off",
+    )  # fmt: skip
+    seed: int = Field(
+        0, ge=0,
+        description="spawns three independent streams: initial weights, per-epoch shuffle, "
+        "per-epoch augmentation draws",
+    )  # fmt: skip
 
 
 @dataclass
 class EpochStats:
-    epoch: int
-    train_loss: float  # mean over the epoch's batches, each measured before its update
+    epoch: int  # counted from 0, as DVC's charts count steps
+    train_loss: float  # mean over the epoch's samples, each measured before its update
     train_accuracy: float
     val_loss: float | None
     val_accuracy: float | None
     lr: float  # learning rate of the epoch's last update
-    seconds: float  # wall time; printed, never written to an output
 
 
 class Trainer:
@@ -121,7 +132,7 @@ class Trainer:
         P[rows, labels] -= 1
         P *= 1 / m  # dlogits of the mean loss (m, k)
 
-        # backward: three named products per layer; dX is not needed
+        # backward: dW = X.T @ dZ, db = dZ.sum(0), dX = dZ @ W.T per layer (no dX for layer 1)
         np.matmul(H.T, P, out=gW2)
         P.sum(axis=0, out=gb2)
         np.matmul(P, W2.T, out=dH)
@@ -157,14 +168,13 @@ def train(
     y_val: np.ndarray | None = None,
     log: Callable[[str], None] = lambda line: None,
     pool: np.ndarray | None = None,
-    shift: int = 0,
 ) -> tuple[model.Params, list[EpochStats]]:
     """Train from scratch and return the parameters and one ``EpochStats`` per epoch.
 
     Inputs: x_train (n, d) in [0, 1], y_train (n,) integer labels; x_val/y_val likewise, or
     None/empty for no validation; ``pool`` uint8 (copies, n, d), distorted copies of x_train
     (``augment.make_pool``): each epoch then shows every image as itself or as one of its
-    copies, drawn afresh; ``shift`` > 0 also translates every image by a whole number of
+    copies, drawn afresh; ``cfg.shift`` > 0 also translates every image by a whole number of
     pixels in ±``shift`` per axis, drawn afresh each epoch. Raises ``TrainingDiverged`` if
     the loss stops being finite.
     """
@@ -176,17 +186,18 @@ def train(
     steps_per_epoch = math.ceil(n / batch)
     total_steps = steps_per_epoch * cfg.epochs
 
-    rng = np.random.default_rng(cfg.seed)
-    params = model.init_params(rng, d, cfg.hidden_size, 10, cfg.init, cfg.init_scale, dtype)
+    streams = Streams.from_seed(cfg.seed)
+    params = model.init_params(
+        streams.init, d, cfg.hidden_size, CLASSES, cfg.init, cfg.init_scale, dtype
+    )
     trainer = Trainer(params, cfg, batch)
-    batches = Batches(X, y_train, batch, pool, shift)
+    batches = Batches(X, y_train, batch, pool, cfg.shift)
 
     history = []
     began = time.perf_counter()
     for epoch in range(cfg.epochs):
-        started = time.perf_counter()
-        order = rng.permutation(n) if batch < n else None
-        where = batches.draw(rng, n)  # which version of each image, shifted how far
+        order = streams.shuffle.permutation(n) if batch < n else None
+        where = batches.draw(streams.augment, n)  # which version of each image, how moved
         loss_sum, correct = 0.0, 0
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
             for i, (xb, yb) in enumerate(batches.epoch(order, where)):
@@ -196,115 +207,19 @@ def train(
                 batch_loss, batch_correct = trainer.step(xb, yb, lr)
                 if not math.isfinite(batch_loss):
                     raise TrainingDiverged(
-                        f"training diverged in epoch {epoch}: the loss became {batch_loss}. "
-                        f"Lower train.lr (now {cfg.lr}) and rerun."
+                        f"training diverged in epoch {epoch + 1}/{cfg.epochs}: the loss "
+                        f"became {batch_loss}. Lower train.lr (now {cfg.lr}) and rerun."
                     )
                 loss_sum += batch_loss
                 correct += batch_correct
         val_loss = val_acc = None
         if Xv is not None:
             val_loss, val_acc = evaluate(params, Xv, y_val)
-        seconds = time.perf_counter() - started
-        stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, lr, seconds)
+        stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, lr)
         history.append(stats)
         log(format_epoch(stats, cfg.epochs, time.perf_counter() - began))
     log(f"trained {cfg.epochs} epochs in {format_duration(time.perf_counter() - began)}")
     return params, history
-
-
-class Batches:
-    """Mini-batches gathered in a shuffled order into one reused buffer.
-
-    Augmented, the images come from ``windows``: every 28×28 window of the uint8 images
-    padded by ``shift`` pixels all round, the originals first, then each distorted copy (a
-    strided view, nothing copied). Shifting an image is choosing another window, so a
-    per-image translation costs no more than the gather it replaces; the bytes are scaled
-    into the float buffer exactly as ``preprocess.normalize`` scales them.
-    """
-
-    def __init__(
-        self,
-        X: np.ndarray,
-        labels: np.ndarray,
-        batch: int,
-        pool: np.ndarray | None = None,
-        shift: int = 0,
-    ) -> None:
-        self.X, self.labels, self.batch = X, labels, batch
-        self.Xb = np.empty((batch, X.shape[1]), X.dtype)  # (batch, d)
-        self.yb = np.empty(batch, labels.dtype)
-        self.copies = 0 if pool is None else len(pool)
-        self.shift = shift
-        self.augmented = bool(self.copies or shift)
-        if self.augmented:
-            n, d = X.shape
-            if pool is not None and pool.shape[1:] != (n, d):
-                raise ValueError(f"pool {pool.shape} does not hold copies of x {X.shape}")
-            side = augment.SIDE + 2 * shift
-            padded = np.zeros((self.copies + 1, n, side, side), np.uint8)
-            window = (slice(shift, shift + augment.SIDE),) * 2
-            padded[(0, slice(None), *window)] = augment.to_uint8(X).reshape(n, *augment.SIDE_2D)
-            if self.copies:
-                padded[(slice(1, None), slice(None), *window)] = pool.reshape(
-                    self.copies, n, *augment.SIDE_2D
-                )
-            # (versions · n, 2 shift + 1, 2 shift + 1, 28, 28): [image, dy, dx] is a window
-            self.windows = np.lib.stride_tricks.sliding_window_view(
-                padded.reshape(-1, side, side), augment.SIDE_2D, axis=(1, 2)
-            )
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
-        """Per image, which window this epoch shows: int (3, n) of (row in ``windows``, dy,
-        dx), or None when unaugmented.
-
-        Draws, from ``rng``, which version of each image to show (the original or a copy)
-        and its translation, uniform in ±``shift`` pixels per axis (``dy = shift``: none).
-        """
-        if not self.augmented:
-            return None
-        where = np.zeros((3, n), np.intp)
-        where[0] = np.arange(n)
-        if self.copies:
-            where[0] += rng.integers(0, self.copies + 1, n) * n
-        if self.shift:
-            where[1:] = rng.integers(0, 2 * self.shift + 1, (2, n))
-        return where
-
-    def epoch(
-        self, order: np.ndarray | None, where: np.ndarray | None = None
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied.
-
-        ``where`` (3, n) from ``draw``: the window each image is read from.
-        """
-        if order is None and where is None:
-            yield self.X, self.labels
-            return
-        order = np.arange(len(self.X)) if order is None else order
-        for first in range(0, len(order), self.batch):
-            idx = order[first : first + self.batch]
-            m = len(idx)
-            if where is None:
-                # mode="clip": the default "raise" buffers the output, doubling the copy
-                np.take(self.X, idx, axis=0, out=self.Xb[:m], mode="clip")
-            else:
-                row, dy, dx = where[:, idx]
-                images = self.windows[row, dy, dx].reshape(m, -1)  # uint8 (m, d), a copy
-                np.divide(images, np.float32(255), out=self.Xb[:m])  # as normalize does
-            np.take(self.labels, idx, out=self.yb[:m], mode="clip")
-            yield self.Xb[:m], self.yb[:m]
-
-
-def epoch_views(
-    x: np.ndarray, labels: np.ndarray, pool: np.ndarray | None, shift: int, epochs: int
-) -> np.ndarray:
-    """Images x (m, d) as ``Batches`` shows them in ``epochs`` successive epochs: float
-    (m, epochs, d). Drawn with a fixed seed: a picture of what training sees, not a replay."""
-    batches = Batches(x, labels, len(x), pool, shift)
-    rng = np.random.default_rng(0)
-    order = np.arange(len(x))
-    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0].copy() for _ in range(epochs)]
-    return np.stack(views, axis=1)  # (m, epochs, d)
 
 
 def format_epoch(s: EpochStats, epochs: int, elapsed: float) -> str:

@@ -140,6 +140,13 @@ pad.addEventListener("drop", (e) => {
   sendFile(e.dataTransfer.files[0]);
 });
 
+function augmentation(copies, shift) {
+  const parts = [];
+  if (copies) parts.push(`${copies} distorted copies`);
+  if (shift) parts.push(`±${shift} px shift per epoch`);
+  return parts.length ? parts.join(", ") : "none";
+}
+
 async function showFacts() {
   const facts = await (await fetch("/api/model")).json();
   const t = facts.train || {};
@@ -150,7 +157,7 @@ async function showFacts() {
       : `${(100 * facts.test_accuracy).toFixed(2)} %`],
     ["training", `${t.epochs} epochs, ${t.optimizer}, lr ${t.lr} (${t.lr_schedule}), ` +
       `batch ${t.batch_size || "full"}, ${t.dtype}, seed ${t.seed}`],
-    ["augmentation", a ? `${a.copies} copies, ±${a.epoch_shift} px per epoch` : "none"],
+    ["augmentation", augmentation(a && a.copies, t.shift)],
     ["file", facts.model],
   ];
   const list = document.getElementById("facts");
