@@ -3,6 +3,9 @@ server, and a copy of the project in a temporary git + DVC repository."""
 
 from __future__ import annotations
 
+import mnistnet  # noqa: F401  first: pins the numerics before NumPy loads, as every stage does
+
+# isort: split
 import gzip
 import hashlib
 import http.server
@@ -176,6 +179,7 @@ def make_project(
     params["download"]["timeout"] = 10
     params["preprocess"]["val_size"] = 40
     params["train"].update(epochs=3, batch_size=32, hidden_size=16)
+    params["plot"]["dpi"] = 30  # small PNGs draw faster; the plot stage reruns in many tests
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     full_env = dict(os.environ)
@@ -194,15 +198,55 @@ def make_project(
     return project
 
 
+# Each real-dvc test starts from a copy of a repository built once per session: a fresh
+# one (nothing run yet) or a finished one (every stage run, results committed). Copying a
+# repo takes a fraction of a second; building the finished one runs the whole pipeline.
+
+
+@pytest.fixture(scope="session")
+def fresh_template(tmp_path_factory, tiny) -> Project:
+    return make_project(tmp_path_factory.mktemp("fresh"), tiny)
+
+
+@pytest.fixture(scope="session")
+def finished_template(tmp_path_factory, tiny) -> Project:
+    project = make_project(tmp_path_factory.mktemp("finished"), tiny)
+    project.first_run = project.dvc("repro")  # what the tests read of a first run
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "results")
+    return project
+
+
+@pytest.fixture(scope="session")
+def experimented_template(finished_template, tmp_path_factory) -> Project:
+    """``finished_template`` after `dvc exp run -n wider -S train.hidden_size=24`, whose
+    results are left in the workspace (params.yaml and dvc.lock changed, uncommitted)."""
+    project = finished_template.copy(tmp_path_factory.mktemp("experimented") / "repo")
+    project.dvc("exp", "run", "-n", "wider", "-S", "train.hidden_size=24")
+    return project
+
+
 @pytest.fixture
-def dvc_project(tmp_path, tiny):
+def dvc_project(fresh_template, tmp_path) -> Project:
     """This project's pipeline on the tiny dataset in a temporary git + DVC repo."""
-    return make_project(tmp_path, tiny)
+    return fresh_template.copy(tmp_path / "repo")
+
+
+@pytest.fixture
+def finished_project(finished_template, tmp_path) -> Project:
+    """As ``dvc_project``, with every stage run once and the results committed."""
+    return finished_template.copy(tmp_path / "repo")
 
 
 class Project:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root, self.env = root, env
+
+    def copy(self, where: Path) -> Project:
+        """A copy of this repository (git, DVC cache and workspace) at ``where``."""
+        shutil.copytree(self.root, where, symlinks=True)
+        shutil.rmtree(where / ".dvc" / "tmp", ignore_errors=True)  # the original's state
+        return Project(where, {**self.env, "PYTHONPATH": str(where / "src")})
 
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run([sys.executable, "-m", "dvc", *args], self.root, check, env=self.env)

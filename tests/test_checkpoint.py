@@ -5,7 +5,8 @@ import pytest
 
 from mnistnet import model
 from mnistnet.checkpoint import check_prepared_alike, load_model, save_model
-from mnistnet.storage import DataError, save_npz
+from mnistnet.errors import DataError
+from mnistnet.storage import save_npz
 from mnistnet.train import TrainConfig
 
 

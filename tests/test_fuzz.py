@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from conftest import idx_bytes
 from mnistnet import model
 from mnistnet.checkpoint import load_model, save_model
+from mnistnet.errors import DataError
 from mnistnet.idx import read_idx
-from mnistnet.storage import DataError, load_npz
+from mnistnet.storage import load_npz
 from mnistnet.train import TrainConfig
 
 

@@ -84,3 +84,13 @@ def test_fast_trainer_step_computes_the_reference_loss_and_gradients(dtype):
         np.testing.assert_allclose(
             trainer.params[name], params[name] - 0.1 * ref_grads[name], rtol=tol * 10, atol=tol
         )
+
+
+def test_kept_start_tells_a_unit_that_never_learned():
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((784, 3))
+    now = np.stack([0.3 * start[:, 0], rng.standard_normal(784), start[:, 2] + 5], axis=1)
+    kept = model.kept_start(now, start)
+    assert kept[0] == pytest.approx(1.0)  # only shrunk (weight decay): learned nothing
+    assert abs(kept[1]) < 0.2  # a pattern of its own
+    assert 0 < kept[2] < 0.5

@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
+from bad_params import CASES
 from conftest import ROOT
 from mnistnet.cli import main
 from mnistnet.params import SCHEMA_FILE, SECTIONS, ParamsFile, json_schema, markdown_table
@@ -38,39 +39,27 @@ def test_the_readme_table_is_the_generated_one():
     assert markdown_table() in (ROOT / "README.md").read_text()
 
 
-BAD = [  # (section, change); each is refused by the stages (tests/test_config.py and others)
-    ("train", {"lrr": 0.1}),
-    ("train", {"hidden_size": "abc"}),
-    ("train", {"epochs": 2.5}),
-    ("train", {"epochs": True}),
-    ("train", {"lr": -1}),
-    ("train", {"lr": 0}),
-    ("train", {"lr": "1e-3"}),
-    ("train", {"hidden_size": 0}),
-    ("train", {"batch_size": -3}),
-    ("train", {"optimizer": "rmsprop"}),
-    ("train", {"dtype": "float16"}),
-    ("train", {"momentum": 1.0}),
-    ("preprocess", {"seed": None}),
-    ("preprocess", {"val_size": -1}),
-    ("augment", {"copies": -1}),
-    ("augment", {"rotate": 180}),
-    ("augment", {"elastic": 3}),
-    ("plot", {"dpi": "high"}),
-    ("plot", {"dpi": 5}),
-    ("plot", {"misclassified": 0}),
-    ("download", {"sources": []}),
-    ("download", {"timeout": 0}),
-    ("download", {"sources": [{"url": "a.npz", "sha256": "XYZ"}]}),
-]
+SCHEMA_CASES = [c for c in CASES if c.schema]
+CHECK_CASES = [c for c in CASES if c.check]
 
 
-@pytest.mark.parametrize(("section", "change"), BAD)
-def test_every_bad_value_json_schema_can_express_is_refused_by_the_schema(section, change):
-    params = copy.deepcopy(COMMITTED)
-    params[section].update(change)
+@pytest.mark.parametrize("case", SCHEMA_CASES, ids=[c.id for c in SCHEMA_CASES])
+def test_every_bad_value_json_schema_can_express_is_refused_by_the_schema(case):
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft202012Validator(SCHEMA).validate(params)
+        jsonschema.Draft202012Validator(SCHEMA).validate(case.apply(COMMITTED))
+
+
+def test_the_committed_params_pass_check():
+    assert main(["check", str(ROOT / "params.yaml")]) == 0
+
+
+@pytest.mark.parametrize("case", CHECK_CASES, ids=[c.id for c in CHECK_CASES])
+def test_check_names_each_bad_value_in_one_line(case, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(case.apply(COMMITTED)))
+    assert main(["check", str(path)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and case.says in line
 
 
 def test_check_reports_every_problem_in_one_run(tmp_path, capsys):
@@ -89,10 +78,9 @@ def test_check_reports_every_problem_in_one_run(tmp_path, capsys):
     ]
 
 
-def test_check_runs_the_checks_that_span_two_sections(tmp_path, capsys):
-    params = copy.deepcopy(COMMITTED)
-    params["plot"]["hidden_units"] = params["train"]["hidden_size"] + 1
+def test_check_names_unknown_and_missing_sections(tmp_path, capsys):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path.write_text("download: {}\npreprocess: {}\ntrain: {}\ntrian: {}\nplot: {}\n")
     assert main(["check", str(path)]) == 1
-    assert "plot.hidden_units: got 129, but train.hidden_size is 128" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown section(s) ['trian']" in err and "section 'augment' is missing" in err

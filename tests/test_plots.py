@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mnistnet import plots
-from mnistnet.config import ConfigError, from_mapping
-from mnistnet.storage import DataError
+from mnistnet.config import from_mapping
+from mnistnet.errors import ConfigError, DataError
 
 
 def png_size(path):
@@ -39,7 +39,7 @@ def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
             ),
             (960, 390),  # height follows the mosaic: 2 rows of 6
         ),  # fmt: skip
-        "weights.png": (plots.weight_images(rng.standard_normal((784, 20))), (720, 340)),
+        "weights.png": (plots.weight_images(rng.standard_normal((784, 20))), (820, 360)),
         "per_class.png": (plots.per_class_accuracy(cm), (800, 420)),
     }
     for name, (fig, size) in figures.items():
@@ -68,3 +68,20 @@ def test_plot_config_ranges():
         from_mapping(plots.PlotConfig, {"dpi": 5}, "plot")
     with pytest.raises(ConfigError, match=r"plot\.misclassified: got 0"):
         from_mapping(plots.PlotConfig, {"misclassified": 0}, "plot")
+
+
+def test_the_weights_figure_counts_and_frames_the_units_that_never_learned():
+    W1 = np.random.default_rng(0).standard_normal((784, 20))
+    unlearned = np.zeros(20, bool)
+    unlearned[[3, 17]] = True
+    fig = plots.weight_images(W1, unlearned)
+    assert "2 of 20 never learned (framed)" in fig._suptitle.get_text()
+    (ax, bar) = fig.axes  # the mosaic and its colour scale
+    assert len(ax.patches) == 2 and "largest |weight|" in bar.get_ylabel()
+
+
+def test_the_augmentation_figure_labels_each_column_with_its_epoch():
+    views = np.random.default_rng(0).random((3, 5, 784))
+    fig = plots.augmented_examples(views, copies=4, shift=1)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == [f"epoch {e}" for e in range(1, 6)]

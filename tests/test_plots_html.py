@@ -20,10 +20,10 @@ def test_template_inlines_vega_and_keeps_dvc_placeholder():
     assert "vegaEmbed" in html and len(html) > 500_000  # the bundle, not a stub
 
 
-@pytest.fixture
-def shown_plots(dvc_project):
+@pytest.fixture(scope="module")
+def shown_plots(finished_template, tmp_path_factory):
     """`dvc plots show` output of the tiny pipeline, with the project's offline template."""
-    dvc_project.dvc("repro")
+    dvc_project = finished_template.copy(tmp_path_factory.mktemp("plots") / "repo")
     write_offline_template(dvc_project.root / ".dvc/offline-plots.html")
     dvc_project.dvc("config", "plots.html_template", "offline-plots.html")
     dvc_project.dvc("plots", "show", "-o", "shown")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnistnet.config import ConfigError
+from mnistnet.errors import ConfigError, DataError
 from mnistnet.preprocess import (
     PreprocessConfig,
     load_raw,
@@ -13,7 +13,7 @@ from mnistnet.preprocess import (
     preprocess,
     split_meta,
 )
-from mnistnet.storage import DataError, save_npz
+from mnistnet.storage import save_npz
 
 
 def test_normalize_flattens_and_scales_by_255():

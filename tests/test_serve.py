@@ -336,6 +336,11 @@ def test_500_requests_from_8_clients_all_succeed_and_memory_stays_flat(server):
 
 
 CHROMIUM = find_chromium()
+# per bar: [rendered fill width / bar width, the probability printed beside it]
+BAR_FILLS = """[...document.querySelectorAll('#bars li')].map((li) => {
+  const width = (selector) => li.querySelector(selector).getBoundingClientRect().width;
+  return [width('.fill') / width('.bar'), parseFloat(li.querySelector('.pct').textContent) / 100];
+})"""
 # every answer in (so the last request's is the one shown), then the digit on the page
 ANSWERED = (
     "(() => { const d = digit.textContent;"
@@ -367,6 +372,11 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
 
         assert draw([[(140, 50), (140, 230)]]) == "1"
         assert browser.evaluate("document.querySelectorAll('#bars li').length") == 10
+        # each bar is filled as far as its probability says, as rendered on the screen
+        bars = browser.evaluate(BAR_FILLS)
+        for filled, shown in bars:
+            assert filled == pytest.approx(shown, abs=0.015)  # a pixel of a ~160 px bar
+        assert max(filled for filled, _ in bars) > 0.5  # the answer's bar is visibly full
         assert draw([[(70, 60), (210, 60), (125, 235)]]) == "7"
         # two strokes sent one after the other: the page shows the answer to the second,
         # even when the first one's answer arrives later

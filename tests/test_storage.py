@@ -12,8 +12,8 @@ import pytest
 
 from conftest import ROOT
 from mnistnet import storage
+from mnistnet.errors import DataError, OutputError
 from mnistnet.storage import (
-    DataError,
     all_or_nothing,
     atomic_path,
     load_npz,
@@ -47,9 +47,12 @@ def test_save_npz_bytes_do_not_depend_on_the_python_release(tmp_path):
 def test_failed_write_leaves_previous_file_and_no_temp(tmp_path):
     path = tmp_path / "out.txt"
     write_text(path, "old")
-    with pytest.raises(OSError), atomic_path(path) as tmp:
-        tmp.write_text("half")
-        raise OSError(28, "No space left on device")
+    with pytest.raises(
+        OutputError, match=f"{path}: could not write it \\(No space left on device\\). Free"
+    ):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise OSError(28, "No space left on device")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 

@@ -1,12 +1,18 @@
-"""The training loop: it learns, it is reproducible, it fails loudly."""
+"""The training loop: it learns, it follows the reference math step after step, each random
+purpose has its own stream, it is reproducible, it fails loudly."""
 
 import math
 
 import numpy as np
 import pytest
 
+from mnistnet import model
+from mnistnet.augment import AugmentConfig, make_pool
+from mnistnet.batches import Batches
+from mnistnet.errors import TrainingDiverged
+from mnistnet.optim import ADAM_BETA2, ADAM_EPS
 from mnistnet.preprocess import PreprocessConfig, preprocess
-from mnistnet.train import TrainConfig, TrainingDiverged, final_metrics, history_csv, train
+from mnistnet.train import TrainConfig, Trainer, final_metrics, history_csv, train
 
 SMALL = TrainConfig(hidden_size=32, epochs=4, batch_size=32, lr=0.1)
 
@@ -35,12 +41,82 @@ def test_same_config_gives_identical_bytes(data):
     assert c["W1"].tobytes() != a["W1"].tobytes()
 
 
+def reference_step(params, state, X, labels, lr, cfg, t):
+    """One update written the obvious way, from the formulas: a new array per operation."""
+    loss, grads = model.loss_and_grads(params, X, labels)
+    beta1 = cfg.momentum
+    for name, g in grads.items():
+        p = params[name]
+        if p.ndim == 2:  # decoupled weight decay: the weight matrices, not the biases
+            p = p * (1 - lr * cfg.weight_decay)
+        if cfg.optimizer == "sgd":
+            p = p - lr * g
+        elif cfg.optimizer == "momentum":
+            state[name] = beta1 * state.get(name, 0) + g
+            p = p - lr * state[name]
+        else:
+            m = beta1 * state.get(("m", name), 0) + (1 - beta1) * g
+            v = ADAM_BETA2 * state.get(("v", name), 0) + (1 - ADAM_BETA2) * g * g
+            state["m", name], state["v", name] = m, v
+            m_hat, v_hat = m / (1 - beta1**t), v / (1 - ADAM_BETA2**t)
+            p = p - lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
+        params[name] = p
+    return loss
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_every_optimizer_trains(data, optimizer):
-    lr = 0.01 if optimizer == "adam" else 0.1
-    cfg = SMALL.model_copy(update=dict(optimizer=optimizer, lr=lr, weight_decay=1e-4))
-    _, history = train(cfg, *data)
-    assert history[-1].train_loss < history[0].train_loss
+def test_the_fast_trainer_follows_the_reference_math_for_many_steps(optimizer):
+    """Twelve steps of changing batch sizes and learning rates, with weight decay, beta1 0.8
+    (so swapped Adam betas or a missed bias correction show after the first step)."""
+    rng = np.random.default_rng(0)
+    X, labels = rng.random((300, 20)), rng.integers(0, 4, 300)  # 300: the sizes below
+    start = model.init_params(rng, 20, 8, 4, dtype=np.float64)
+    cfg = TrainConfig(optimizer=optimizer, momentum=0.8, weight_decay=0.05, dtype="float64")
+    fast = {name: p.copy() for name, p in start.items()}
+    trainer = Trainer(fast, cfg, max_batch=32)
+    reference, state = {name: p.copy() for name, p in start.items()}, {}
+    sizes, lrs = [32, 32, 17, 32, 5, 32] * 2, np.linspace(0.3, 0.02, 12)
+    first = 0
+    for t, (m, lr) in enumerate(zip(sizes, lrs, strict=True), 1):
+        xb, yb = X[first : first + m], labels[first : first + m]
+        first += m
+        fast_loss, _ = trainer.step(xb, yb, lr)
+        reference_loss = reference_step(reference, state, xb, yb, lr, cfg, t)
+        assert fast_loss / m == pytest.approx(reference_loss, rel=1e-12), t
+    for name in start:
+        np.testing.assert_allclose(trainer.params[name], reference[name], rtol=1e-10, atol=1e-13)
+        assert not np.allclose(trainer.params[name], start[name])  # it moved
+
+
+def test_augmentation_changes_neither_the_start_nor_the_shuffle(data, monkeypatch):
+    """Each purpose draws from its own stream: a shift or a pool of copies changes what the
+    images look like, not the initial weights nor the order the images come in."""
+    seen = []
+    trainer_init, epoch = Trainer.__init__, Batches.epoch
+
+    def spy_init(self, params, cfg, max_batch):
+        seen.append(("start", {name: p.copy() for name, p in params.items()}))
+        trainer_init(self, params, cfg, max_batch)
+
+    def spy_epoch(self, order, where=None):
+        seen.append(("order", order.copy()))
+        yield from epoch(self, order, where)
+
+    monkeypatch.setattr(Trainer, "__init__", spy_init)
+    monkeypatch.setattr(Batches, "epoch", spy_epoch)
+    pool = make_pool(data[0], AugmentConfig(copies=2))
+    runs = {}
+    for name, shift, copies in [("plain", 0, None), ("shifted", 2, None), ("copies", 1, pool)]:
+        seen.clear()
+        cfg = SMALL.model_copy(update=dict(shift=shift, epochs=3))
+        params, _ = train(cfg, *data, pool=copies)
+        runs[name] = (list(seen), params["W1"].tobytes())
+    (plain, plain_w), others = runs.pop("plain"), runs.values()
+    for calls, weights in others:
+        assert len(calls) == len(plain) == 4  # the start, then one order per epoch
+        assert all(np.array_equal(calls[0][1][k], plain[0][1][k]) for k in plain[0][1])
+        assert all(np.array_equal(a[1], b[1]) for a, b in zip(calls[1:], plain[1:], strict=True))
+        assert weights != plain_w  # and augmentation did change what was learned
 
 
 def test_batch_size_n_is_full_batch(data):
@@ -58,7 +134,7 @@ def test_notebook_recipe_starts_at_log_10(data):
     x, y = data[0], data[1]
     cfg = TrainConfig(
         batch_size=0, init="normal", init_scale=0.01, optimizer="sgd", lr=0.1,
-        lr_schedule="constant", epochs=30, dtype="float64", weight_decay=0.0,
+        lr_schedule="constant", epochs=30, dtype="float64", weight_decay=0.0, shift=0,
     )  # fmt: skip
     _, history = train(cfg, x, y)
     assert history[0].train_loss == pytest.approx(math.log(10), abs=0.01)
@@ -70,7 +146,7 @@ def test_notebook_recipe_starts_at_log_10(data):
 def test_divergence_names_the_epoch_and_the_fix(data):
     cfg = SMALL.model_copy(update=dict(lr=1e30, optimizer="sgd", lr_schedule="constant"))
     with pytest.raises(
-        TrainingDiverged, match=r"diverged in epoch 0: .*Lower train\.lr \(now 1e\+30"
+        TrainingDiverged, match=r"diverged in epoch 1/4: .*Lower train\.lr \(now 1e\+30"
     ):
         train(cfg, *data)
 

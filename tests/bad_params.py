@@ -1,0 +1,89 @@
+"""One table of bad params: every check of them reads it (the section models, JSON Schema,
+``mnistnet check`` and the stages themselves), so a case added here is tested everywhere.
+
+Each case changes the committed params (or the tiny pipelines' of the tests, 16 hidden units
+and 240 training images), and is bad for both; it names what every check must say.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+DROP = object()  # as a change: remove the whole section
+
+
+@dataclass(frozen=True)
+class Bad:
+    section: str
+    change: Any  # a mapping of keys to set in the section, or DROP
+    says: str  # a part of the one line every check prints about it
+    schema: bool = True  # JSON Schema can express the rule (not: rules across two values)
+    local: bool = True  # the section's own model finds it (not: needs another section or data)
+    check: bool = True  # `mnistnet check` finds it before any stage runs
+
+    @property
+    def id(self) -> str:
+        return f"{self.section}-" + ("dropped" if self.change is DROP else "-".join(self.change))
+
+    def apply(self, params: dict) -> dict:
+        """A changed deep copy of ``params``."""
+        params = copy.deepcopy(params)
+        if self.change is DROP:
+            del params[self.section]
+        else:
+            params[self.section].update(self.change)
+        return params
+
+
+CASES = [
+    Bad("train", {"lrr": 0.1}, "train: unknown key(s) train.lrr; allowed keys are"),
+    Bad("train", {"hidden_size": "abc"}, "train.hidden_size: expected a whole number, got 'abc'"),
+    Bad("train", {"epochs": 2.5}, "train.epochs: expected a whole number, got 2.5"),
+    Bad("train", {"epochs": True}, "train.epochs: expected a whole number, got True"),
+    Bad("train", {"lr": -1}, "train.lr: got -1.0; expected a number > 0"),
+    Bad("train", {"lr": 0}, "train.lr: got 0.0; expected a number > 0"),
+    Bad("train", {"lr": "1e-3"}, "train.lr: got the text '1e-3'; YAML reads exponents"),
+    Bad("train", {"hidden_size": 0}, "train.hidden_size: got 0; expected 1 <= hidden_size"),
+    Bad("train", {"batch_size": -3}, "train.batch_size: got -3; expected 0 <= batch_size"),
+    Bad("train", {"optimizer": "rmsprop"}, "train.optimizer: got 'rmsprop'; allowed values are"),
+    Bad("train", {"dtype": "float16"}, "train.dtype: got 'float16'; allowed values are"),
+    Bad("train", {"lr_schedule": "step"}, "train.lr_schedule: got 'step'; allowed values are"),
+    Bad("train", {"momentum": 1.0}, "train.momentum: got 1.0; expected 0 <= momentum < 1"),
+    Bad("train", {"init": "xavier"}, "train.init: got 'xavier'; allowed values are"),
+    Bad("train", {"shift": 9}, "train.shift: got 9; expected 0 <= shift <= 4"),
+    Bad("train", DROP, "section 'train' is missing"),
+    Bad("preprocess", {"seed": None}, "preprocess.seed: expected a whole number, got None"),
+    Bad("preprocess", {"val_size": -1}, "preprocess.val_size: got -1"),
+    Bad(
+        "preprocess",
+        {"val_size": 70000},
+        "preprocess.val_size: got 70000, but",
+        schema=False,
+        local=False,
+        check=False,
+    ),  # fmt: skip
+    Bad("augment", {"copies": -1}, "augment.copies: got -1"),
+    Bad("augment", {"rotate": 180}, "augment.rotate: got 180.0; expected 0 <= rotate <= 90"),
+    Bad("augment", {"scale": 1.0}, "augment.scale: got 1.0; expected 0 <= scale < 1"),
+    Bad("augment", {"elastic_sigma": 0}, "augment.elastic_sigma: got 0.0"),
+    Bad("augment", {"shift": "2px"}, "augment.shift: expected a number, got '2px'"),
+    Bad("augment", {"elastic": 3}, "augment: unknown key(s) augment.elastic;"),
+    Bad("plot", {"dpi": "high"}, "plot.dpi: expected a whole number, got 'high'"),
+    Bad("plot", {"dpi": 5}, "plot.dpi: got 5; expected 20 <= dpi <= 600"),
+    Bad("plot", {"misclassified": 0}, "plot.misclassified: got 0"),
+    Bad(
+        "plot", {"hidden_units": 200}, "plot.hidden_units: got 200, but", schema=False, local=False
+    ),  # fmt: skip
+    Bad("download", {"sources": []}, "download.sources: got []; expected at least 1 item"),
+    Bad("download", {"timeout": 0}, "download.timeout: got 0.0; expected 0 < timeout"),
+    Bad(
+        "download",
+        {"sources": [{"url": "a.npz", "sha256": "XYZ"}]},
+        "download.sources[0].sha256: got 'XYZ'; expected 64 lowercase hex digits",
+    ),  # fmt: skip
+    Bad(
+        "download", {"sources": [{"url": "x.pkl.gz"}]}, "must pin its file's sha256", schema=False
+    ),  # fmt: skip
+]

@@ -1,0 +1,51 @@
+"""The `mnistnet` command itself: version, help that shows every default, and a reader that
+goes away (`| head -1`) ending it quietly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mnistnet import __version__, model
+from mnistnet.checkpoint import save_model
+from mnistnet.cli import main
+from mnistnet.train import TrainConfig
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"mnistnet {__version__}\n"
+
+
+def test_serve_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for default in ("data/model/model.npz", "data/eval/metrics.json", "127.0.0.1", "8000"):
+        assert f"(default: {default})" in help_text
+
+
+@pytest.mark.cli
+def test_a_closed_pipe_ends_predict_quietly(tmp_path):
+    """`mnistnet predict many.npy | head -1`: the reader leaves after one line."""
+    params = model.init_params(np.random.default_rng(0), 784, 8, 10)
+    save_model(tmp_path / "model.npz", params, TrainConfig(hidden_size=8))
+    images = np.random.default_rng(1).integers(0, 256, (3000, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "many.npy", images)  # 3,000 lines: more than a pipe buffers
+    command = [sys.executable, "-m", "mnistnet.cli", "predict", "--model",
+               str(tmp_path / "model.npz"), str(tmp_path / "many.npy")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does after its line
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141  # 128 + SIGPIPE, as a shell reports it
+    assert first.startswith(str(tmp_path / "many.npy").encode() + b"[0]: ")
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
