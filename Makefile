@@ -9,8 +9,8 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast test-slow fuzz bench readme-check lint format lock clean notebook accurate \
-  accurate-wide
+.PHONY: setup run test test-fast test-slow fuzz bench readme-check docs lint format lock clean \
+  notebook accurate accurate-wide
 
 setup: $(VENV)/.installed
 
@@ -35,7 +35,13 @@ bench: $(VENV)/.installed
 	python bench/bench_train.py
 	python bench/bench_augment.py
 	python bench/bench_predict.py
+	python bench/bench_serve.py
+	python bench/bench_check.py
 	python bench/bench_numerics.py
+
+# The README's pictures from the committed run: plot PNGs and a screenshot of the page.
+docs: $(VENV)/.installed-dev
+	python docs/refresh.py
 
 # Every console block of the README, run on a fresh clone of this repository (~8 min).
 readme-check:

@@ -3,7 +3,7 @@
 import argparse
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet.augment import AugmentConfig, make_pool, save_pool
+from mnistnet.augment import AugmentConfig, check_memory, make_pool, save_pool
 from mnistnet.config import load_section
 from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import log, run
@@ -18,6 +18,7 @@ def main() -> None:
 
     cfg = load_section(args.params, "augment", AugmentConfig)
     x_train, _ = load_split(args.train)
+    check_memory(cfg, len(x_train))
     log(f"{cfg.copies} distorted copies of {len(x_train)} training images")
     pool = make_pool(x_train, cfg, log)
     save_pool(args.out, pool, cfg, split_meta(args.train))

@@ -10,8 +10,8 @@ from mnistnet.checkpoint import save_model
 from mnistnet.config import load_section
 from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import log, run
-from mnistnet.storage import write_text
-from mnistnet.train import TrainConfig, final_metrics, history_csv, train
+from mnistnet.storage import npz_shape, write_text
+from mnistnet.train import TrainConfig, check_memory, final_metrics, history_csv, train
 
 
 def main() -> None:
@@ -28,6 +28,8 @@ def main() -> None:
     x_train, y_train = load_split(Path(args.data) / "train.npz")
     x_val, y_val = load_split(Path(args.data) / "val.npz")
     data = split_meta(Path(args.data) / "train.npz")
+    copies = (npz_shape(args.pool, "pool") or (0,))[0]  # from its header, before loading it
+    check_memory(cfg, len(x_train), len(x_val), copies)
     pool, pool_meta = load_pool(args.pool, len(x_train), data)
     log(f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}")  # fmt: skip

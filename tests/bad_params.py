@@ -53,18 +53,21 @@ CASES = [
     Bad("train", {"momentum": 1.0}, "train.momentum: got 1.0; expected 0 <= momentum < 1"),
     Bad("train", {"init": "xavier"}, "train.init: got 'xavier'; allowed values are"),
     Bad("train", {"shift": 9}, "train.shift: got 9; expected 0 <= shift <= 4"),
+    Bad("train", {"epochs": 10**30}, "train.epochs: got 10000000000"),
+    Bad("train", {"hidden_size": 10**8}, "train.hidden_size: got 100000000; expected 1 <="),
+    Bad("train", {"optimizer": "x" * 100_000}, "train.optimizer: got 'xxxxx"),
     Bad("train", DROP, "section 'train' is missing"),
     Bad("preprocess", {"seed": None}, "preprocess.seed: expected a whole number, got None"),
     Bad("preprocess", {"val_size": -1}, "preprocess.val_size: got -1"),
     Bad(
         "preprocess",
         {"val_size": 70000},
-        "preprocess.val_size: got 70000, but",
+        "preprocess.val_size: got 70000, but the training",
         schema=False,
         local=False,
-        check=False,
     ),  # fmt: skip
     Bad("augment", {"copies": -1}, "augment.copies: got -1"),
+    Bad("augment", {"copies": 10**6}, "augment.copies: got 1000000; expected 0 <= copies <= 1000"),
     Bad("augment", {"rotate": 180}, "augment.rotate: got 180.0; expected 0 <= rotate <= 90"),
     Bad("augment", {"scale": 1.0}, "augment.scale: got 1.0; expected 0 <= scale < 1"),
     Bad("augment", {"elastic_sigma": 0}, "augment.elastic_sigma: got 0.0"),
@@ -87,3 +90,20 @@ CASES = [
         "download", {"sources": [{"url": "x.pkl.gz"}]}, "must pin its file's sha256", schema=False
     ),  # fmt: skip
 ]
+
+
+# Whole files an attacker or an accident could hand `mnistnet check` or a stage: (name, the
+# file's bytes, what the one line says).
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n"
+    for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)  # under 1 KB that expand to 10^9 items
+FILES = [
+    ("billion-laughs", LAUGHS.encode(), "an alias (*a): aliases are not read here"),
+    ("duplicate-key", b"train:\n  lr: 0.1\n  epochs: 3\n  lr: 0.5\n",
+     ":4:3: invalid YAML, the key 'lr' again (first on line 2)"),
+    ("nested-20000", b"train: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested over 16 levels"),
+    ("latin-1", "train:\n  optimizer: sgd # d\xe9j\xe0 vu\n".encode("latin-1"),
+     ":2: byte 0xe9 is not UTF-8. Save the file as UTF-8."),
+    ("50-MB", b"train:\n  optimizer: " + b"x" * 50_000_000 + b"\n", "over 1,048,576 bytes"),
+]  # fmt: skip

@@ -124,3 +124,49 @@ def test_zip_directory_claiming_more_than_the_file_holds_is_refused_before_alloc
         assert f"claims {claimed} bytes, more data than the {len(local + central + end)}" in str(e)
     else:
         raise AssertionError("a 3.9 GB claim was accepted")
+
+
+# --- the image decoder: hostile PNG and JPEG files -------------------------------------------
+
+
+def valid_images() -> list[bytes]:
+    """A small drawn digit as PNG (gray, RGBA, palette, 16-bit) and as JPEG."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", (60, 60), 255)
+    ImageDraw.Draw(canvas).line([(20, 10), (40, 30), (25, 50)], fill=0, width=6)
+    out = []
+    for image, fmt in [(canvas, "PNG"), (canvas.convert("RGBA"), "PNG"),
+                       (canvas.convert("P"), "PNG"), (canvas.convert("I;16"), "PNG"),
+                       (canvas.convert("RGB"), "JPEG")]:  # fmt: skip
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+        out.append(buffer.getvalue())
+    return out
+
+
+VALID_IMAGES = valid_images()
+
+
+@given(
+    which=st.integers(0, len(VALID_IMAGES) - 1),
+    cut=st.integers(0, 4000),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(1, 255)), max_size=8),
+    insert=st.binary(max_size=64),
+    at=st.integers(0, 4000),
+)
+def test_the_image_decoder_raises_only_data_error(which, cut, flips, insert, at):
+    """Bit flips, cuts and inserted bytes anywhere in a valid PNG or JPEG: an image, or a
+    DataError, never another exception (Pillow's own are many)."""
+    from mnistnet.predict import decode_image
+
+    data = bytearray(VALID_IMAGES[which])
+    for position, xor in flips:
+        data[position % len(data)] ^= xor
+    data[at % (len(data) + 1) : at % (len(data) + 1)] = insert
+    data = bytes(data[: max(8, len(data) - cut)])
+    try:
+        x = decode_image(data)
+    except DataError:
+        return
+    assert x.shape == (1, 784) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bad_params import CASES
+from bad_params import CASES, FILES
 from conftest import ROOT
 from mnistnet.cli import main
 from mnistnet.params import SCHEMA_FILE, SECTIONS, ParamsFile, json_schema, markdown_table
@@ -60,6 +60,30 @@ def test_check_names_each_bad_value_in_one_line(case, tmp_path, capsys):
     assert main(["check", str(path)]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: ") and case.says in line
+
+
+@pytest.mark.parametrize(("name", "data", "says"), FILES, ids=[f[0] for f in FILES])
+def test_check_refuses_hostile_files_in_one_short_line(name, data, says, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(data)
+    assert main(["check", str(path)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert says in line and len(line) < 300
+
+
+def test_check_estimates_memory_before_a_run_can_fail_for_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("mnistnet.memory.available_bytes", lambda: 2 * 10**9)  # a 2 GB machine
+    params = copy.deepcopy(COMMITTED)
+    params["augment"]["copies"] = 100  # 100 × 55,000 images: 4.3 GB for the pool
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert main(["check", str(path)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: augment.copies: 100 copies of 55,000 images need about 4.")
+    assert "the pool 4.3 GB" in line and "this machine has 2.0 GB available" in line
+    params["augment"]["copies"] = 10  # 0.4 GB: fits
+    path.write_text(yaml.safe_dump(params))
+    assert main(["check", str(path)]) == 0
 
 
 def test_check_reports_every_problem_in_one_run(tmp_path, capsys):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from conftest import ROOT
 from mnistnet import model
 from mnistnet.checkpoint import save_model
+from mnistnet.errors import DataError
 from mnistnet.predict import classify, load_inputs, mnist_style
 from mnistnet.preprocess import normalize
 from mnistnet.train import TrainConfig, train
@@ -125,7 +129,7 @@ def test_cli_json_schema_batches_and_bad_files(digits_and_model, tmp_path):
     assert [r["index"] for r in good if r["file"].endswith("batch.npy")] == [0, 1, 2]
     errors = {os.path.basename(r["file"]): r["error"] for r in records if "error" in r}
     assert "no ink" in errors["blank.png"]
-    assert "not a readable image" in errors["text.png"]
+    assert "not a PNG, JPEG, .npy or .npz file (it starts b'not an i')" == errors["text.png"]
     assert errors["gone.png"] == "no such file"
     assert "shape (3, 10, 10)" in errors["wrong.npy"]
     assert result.stderr.count("error:") == 4
@@ -184,3 +188,143 @@ def test_real_mnist_digits_as_photos_agree_with_the_trained_model(tmp_path):
         from_photos.append(classify(params, load_inputs(path))[0]["digit"])
     agreement = np.mean(np.array(from_photos) == original)
     assert agreement >= 0.95, f"agreement {agreement:.1%}"
+
+
+# --- files as people and attackers have them ------------------------------------------------
+
+
+def saved(image: Image.Image, path, **kwargs):
+    image.save(path, **kwargs)
+    return load_inputs(path)
+
+
+@pytest.fixture(scope="module")
+def page(digits_and_model):
+    """A digit as a scan: dark ink on light paper, 150 px, gray."""
+    digit = digits_and_model[0][3]
+    return Image.fromarray(255 - digit).resize((150, 150), Image.BICUBIC)
+
+
+def test_16_bit_pngs_read_as_their_8_bit_selves(page, tmp_path):
+    eight = np.asarray(page).astype(np.uint16)
+    reference = saved(page, tmp_path / "8.png")
+    sixteen = Image.fromarray(eight * 257)  # mode I;16: the same picture in 16 bits
+    assert np.array_equal(saved(sixteen, tmp_path / "16.png"), reference)
+    grey = Image.fromarray((20_000 + eight * 118).astype(np.uint16))  # mid-grey: 78 to 195
+    grey8 = Image.fromarray(np.rint(np.asarray(grey) / 257).astype(np.uint8))
+    assert np.array_equal(saved(grey, tmp_path / "grey16.png"),
+                          saved(grey8, tmp_path / "grey8.png"))  # fmt: skip
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_photo_is_turned_upright_by_its_exif_orientation(page, tmp_path, orientation):
+    """Phones store a portrait sideways and say so in the EXIF Orientation tag."""
+    upright = saved(page.convert("RGB"), tmp_path / "upright.jpg", quality=95)
+    stored = page.convert("RGB").rotate({3: 180, 6: 90, 8: 270}[orientation], expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    turned = saved(stored, tmp_path / "turned.jpg", quality=95, exif=exif)
+    assert np.abs(turned - upright).max() < 0.1  # JPEG blocks differ a little, the digit not
+
+
+def test_palette_cmyk_and_transparent_images_read_as_a_person_sees_them(page, tmp_path):
+    reference = saved(page, tmp_path / "gray.png")
+    ink = 255 - np.asarray(page)
+    transparent = np.zeros((*ink.shape, 4), np.uint8)  # black ink on transparent black
+    transparent[..., 3] = ink
+    variants = {
+        "palette.png": page.convert("P"),
+        "cmyk.jpg": page.convert("CMYK"),
+        "transparent.png": Image.fromarray(transparent, "RGBA"),
+        "la.png": Image.fromarray(np.stack([np.zeros_like(ink), ink], -1), "LA"),
+    }
+    for name, image in variants.items():
+        extra = {"quality": 98} if name.endswith("jpg") else {}
+        assert np.abs(saved(image, tmp_path / name, **extra) - reference).max() < 0.08, name
+
+
+def png_with_chunk(kind: bytes, data: bytes) -> bytes:
+    """A valid PNG of a stroke with one more chunk before its image data."""
+    buffer = io.BytesIO()
+    canvas = Image.new("L", (40, 40), 255)
+    ImageDraw.Draw(canvas).line([(20, 5), (20, 35)], fill=0, width=4)
+    canvas.save(buffer, format="PNG")
+    png = buffer.getvalue()
+    at = png.index(b"IDAT") - 4
+    chunk = struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return png[:at] + chunk + png[at:]
+
+
+def hostile_files(folder) -> dict[str, str]:
+    """One file of each kind `predict` must survive: name → what its error line says."""
+    (folder / "text-bomb.png").write_bytes(  # 20 MB of text in a 20 KB chunk
+        png_with_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * 20_000_000, 9))
+    )
+    good = png_with_chunk(b"tEXt", b"Comment\0fine")
+    broken = bytearray(good)
+    broken[good.index(b"IDAT") + 20] ^= 0xFF  # a bit flipped in the compressed pixels
+    (folder / "corrupt.png").write_bytes(bytes(broken))
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (60000, 60000), }"
+    npy = b"\x93NUMPY\x01\x00" + (len(header) + 1).to_bytes(2, "little") + header.encode() + b"\n"
+    (folder / "huge-header.npy").write_bytes(npy + b"\0" * 100)  # claims 29 GB
+    with open(folder / "a-gigabyte.png", "wb") as f:  # sparse: nothing is written
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.truncate(2**30)
+    with open(folder / "zeros.png", "wb") as f:
+        f.truncate(2**30)
+    (folder / "empty-folder").mkdir()
+    return {
+        "text-bomb.png": "not a readable PNG or JPEG (ValueError: Decompressed data too large",
+        "corrupt.png": "not a readable PNG or JPEG",
+        "huge-header.npy": "header claims 28800000000 bytes of data, it holds 100",
+        "a-gigabyte.png": "1,073,741,824 bytes; at most 67,108,864 are read",
+        "zeros.png": "not a PNG, JPEG, .npy or .npz file (it starts b'\\x00\\x00",
+        "empty-folder": "a folder with no PNG, JPEG, .npy or .npz file in it",
+        "missing.png": "no such file",
+    }
+
+
+def test_each_hostile_file_is_one_data_error(tmp_path):
+    for name, says in hostile_files(tmp_path).items():
+        with pytest.raises(DataError) as refused:
+            load_inputs(tmp_path / name)
+        assert says in str(refused.value), name
+
+
+def test_an_unreadable_file_is_one_data_error(tmp_path, monkeypatch):
+    """(As root, permissions do not stop a read: the refusal is staged.)"""
+    (tmp_path / "locked.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("mnistnet.predict.open", refuse, raising=False)
+    with pytest.raises(DataError, match=r"cannot read it \(Permission denied\)"):
+        load_inputs(tmp_path / "locked.png")
+
+
+def test_an_image_gets_the_same_answer_however_it_is_batched(digits_and_model):
+    images, _, params, _ = digits_and_model
+    x = normalize(images)
+    alone = [classify(params, x[i : i + 1])[0] for i in range(len(x))]
+    assert classify(params, x) == alone
+    assert classify(params, x[::-1]) == alone[::-1]
+
+
+@pytest.mark.cli
+def test_predict_answers_every_good_file_and_one_line_per_bad_one(digits_and_model, tmp_path):
+    images, _, params, cfg = digits_and_model
+    save_model(tmp_path / "model.npz", params, cfg)
+    good = []
+    for i, digit in enumerate(images[:40]):
+        good.append(tmp_path / f"good-{i:02d}.png")  # as many as the parallel loader takes
+        Image.fromarray(digit).save(good[-1])
+    bad = hostile_files(tmp_path)
+    files = [*map(str, good), *(str(tmp_path / name) for name in bad)]
+    result = run_cli("--model", str(tmp_path / "model.npz"), *files, *map(str, good))
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) == 2 * len(good)  # every good file answered
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(bad) and "Traceback" not in result.stderr
+    for line, (name, says) in zip(errors, bad.items(), strict=True):
+        assert line.startswith(f"error: {tmp_path / name}: ") and says in line

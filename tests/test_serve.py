@@ -204,14 +204,25 @@ GOOD = png_of(strokes(1, np.random.default_rng(1)))
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "says"),
     [
-        (b"hello, not an image", "image/png", 400, "not a readable image"),
-        (GOOD[: len(GOOD) // 2], "image/png", 400, "not a readable image"),
+        (b"hello, not an image", "image/png", 400, "not a PNG or JPEG image (it starts"),
+        (GOOD[: len(GOOD) // 2], "image/png", 400, "not a readable PNG or JPEG (OSError"),
         (b"", "image/png", 400, "the body is empty"),
         (png_declaring(60_000, 60_000), "image/png", 400, "declares"),
         (png_declaring(7_000, 7_000), "image/png", 400, "at most 40,000,000 are read"),
         (BLANK, "image/png", 400, "no ink found"),
         (GOOD, "text/plain", 415, "content type text/plain"),
-        (b"--b\r\n\r\nno file\r\n--b--\r\n", "multipart/form-data; boundary=b", 400, "no image"),
+        (
+            b"--b\r\n\r\nno file\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+            400,
+            "not a readable form",
+        ),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\nno file\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            400,
+            "the form holds no image file",
+        ),
     ],
 )
 def test_bad_uploads_get_a_json_reason_and_the_server_keeps_serving(
@@ -239,7 +250,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(server):
     assert server.request("GET", "/healthz")[0] == 200
 
 
-def test_an_unread_body_closes_the_connection_so_it_is_never_parsed_as_a_request(server):
+def test_a_body_is_never_parsed_as_a_request_even_when_the_app_ignores_it(server):
     with socket.create_connection((server.host, server.port), timeout=10) as s:
         body = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # would be a request if parsed
         s.sendall(
@@ -247,10 +258,22 @@ def test_an_unread_body_closes_the_connection_so_it_is_never_parsed_as_a_request
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        reply = b""
-        while chunk := s.recv(4096):
-            reply += chunk
-    assert reply.startswith(b"HTTP/1.1 404") and reply.count(b"HTTP/1.1") == 1
+        assert responses_within(s, seconds=1.5) == [404]  # the 404, and no 200 after it
+
+
+def responses_within(s: socket.socket, seconds: float) -> list[int]:
+    """The status of every response that arrives on ``s`` within ``seconds``."""
+    s.settimeout(0.2)
+    reply, deadline = b"", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        reply += chunk
+    return [int(part[:3]) for part in reply.split(b"HTTP/1.1 ")[1:]]
 
 
 def test_a_body_without_length_is_refused(server):
@@ -276,7 +299,7 @@ def test_unknown_paths_and_wrong_methods(server, method, path, status):
     got, headers, body = server.request(method, path)
     assert got == status and "error" in json.loads(body)
     if status == 405:
-        assert headers["Allow"] in ("GET", "POST")
+        assert headers["Allow"] in ("GET, HEAD", "POST")
 
 
 def test_a_missing_or_corrupt_model_is_a_clear_error_at_start_up(tmp_path):
@@ -391,3 +414,152 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
         assert browser.wait_for(ANSWERED) == "1"
         browser.screenshot(tmp_path / "serve.png")
         assert (tmp_path / "serve.png").stat().st_size > 10_000
+
+
+# --- what an attacker sends ----------------------------------------------------------------
+
+SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+NESTED_FORM = (
+    b'--b0\r\nContent-Disposition: form-data; name="x"\r\n'
+    b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+    + b"".join(
+        f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n".encode()
+        for i in range(1, 1200)
+    )  # fmt: skip
+    + b"\r\n--b0--\r\n"
+)
+HOSTILE = {  # name: (raw request, the status of its one JSON answer)
+    "two Content-Lengths": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1"
+        + f"\r\nContent-Length: {1 + len(SMUGGLED)}\r\n\r\nx".encode() + SMUGGLED, 400),
+    "a Unicode digit": ("POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: ²\r\n\r\nab"
+                        .encode(), 400),  # fmt: skip
+    "5,000 digits": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000
+                     + b"\r\n\r\n", 400),  # fmt: skip
+    "100 KB of headers": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000
+                          + b"\r\n\r\n", 431),  # fmt: skip
+    "a body over 2 MB": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                         b"Content-Length: 3000000\r\n\r\n" + b"\0" * 1000, 413),  # fmt: skip
+    "a form nested 1,200 deep": (
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+        + f"boundary=b0\r\nContent-Length: {len(NESTED_FORM)}\r\n\r\n".encode() + NESTED_FORM,
+        400),
+    "a garbage request line": (b"GARBAGE\r\n\r\n", 400),
+    "OPTIONS": (b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    "PATCH": (b"PATCH /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405),
+}  # fmt: skip
+
+
+def one_exchange(server: Server, raw: bytes) -> tuple[list[int], list[dict]]:
+    """Send ``raw`` on a fresh connection; every response's status and JSON body."""
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        try:
+            s.sendall(raw)
+        except OSError:  # the server may answer and close before all of a huge body is sent
+            pass
+        s.settimeout(0.2)
+        reply, deadline = b"", time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+    parts = reply.split(b"HTTP/1.")[1:]
+    statuses = [int(part[2:5]) for part in parts]
+    bodies = [json.loads(part.split(b"\r\n\r\n", 1)[1] or b"{}") for part in parts]
+    return statuses, bodies
+
+
+def test_hostile_requests_get_one_json_error_each_and_leave_no_traceback(model_files):
+    hostile = Server("--quiet", "--model", str(model_files / "model.npz"))
+    try:
+        for name, (raw, status) in HOSTILE.items():
+            statuses, bodies = one_exchange(hostile, raw)
+            assert statuses == [status], name  # one answer: the smuggled GET never ran
+            assert set(bodies[0]) == {"error"} and "\n" not in bodies[0]["error"], name
+        status, headers, body = hostile.request("HEAD", "/healthz")
+        assert status == 200 and body == b"" and headers["Content-Type"] == "application/json"
+        assert hostile.request("GET", "/healthz")[0] == 200  # and it still serves
+    finally:
+        log = hostile.stop()
+    assert "Traceback" not in log and "Error" not in log, log
+
+
+SERVE_WITH = """
+import sys
+from mnistnet.serve import App, Classifier, make_server
+server = make_server(App(Classifier(sys.argv[1], "none.json"), quiet=True), port=0,
+                     idle_timeout=int(sys.argv[2]))
+print(server.effective_port, flush=True)
+server.run()
+"""
+
+
+@pytest.mark.parametrize("nofile", [None, 64], ids=["idle", "idle-beyond-the-file-limit"])
+def test_the_server_closes_idle_connections_itself_and_serves_again(model_files, nofile):
+    """A second's timeout here (30 s by default). Beyond the file limit (64 descriptors: a
+    connection limit of 16), the idle connections wait in the backlog, not in descriptors."""
+    import resource
+
+    limit = (
+        (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_WITH, str(model_files / "model.npz"), "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit,
+    )  # fmt: skip
+    try:
+        port = int(process.stdout.readline())
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        waited = time.monotonic() - started
+        closed = 0
+        for s in idle:
+            s.settimeout(5)
+            try:
+                closed += s.recv(1) == b""
+            except TimeoutError:
+                pass  # still open after 5 s: not closed by the server
+            except ConnectionResetError:
+                closed += 1
+            s.close()
+        assert closed == 40  # every idle connection was closed by the server
+        assert waited < 5 if nofile else waited < 1  # behind 24 idle ones: one timeout
+    finally:
+        process.kill()
+        _, log = process.communicate()
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(("each", "most_at_once"), [(10, 2), (60, 1), (500, 1)])
+def test_the_decode_budget_bounds_memory_and_cores(each, most_at_once):
+    """Budget 100, two cores: images of 10 decode two at a time, of 60 one at a time, and
+    one larger than the whole budget still runs (alone)."""
+    from mnistnet.serve import DecodeBudget
+
+    budget, running, seen, lock = DecodeBudget(budget=100, slots=2), [0], [], threading.Lock()
+
+    def decode() -> None:
+        with budget.reserve(each):
+            with lock:
+                running[0] += 1
+                seen.append(running[0])
+            time.sleep(0.02)
+            with lock:
+                running[0] -= 1
+
+    threads = [threading.Thread(target=decode) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(seen) == 8 and max(seen) == most_at_once

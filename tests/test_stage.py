@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bad_params import CASES
+from bad_params import CASES, FILES
 from conftest import ROOT, digests_of, sha256_file, write_keras_npz
 from mnistnet import stage
 from mnistnet.storage import save_npz
@@ -127,12 +127,12 @@ def test_bad_params_fail_in_one_line_and_keep_outputs(finished, case):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [(None, "params file not found"), ("train: [unclosed\n", "invalid YAML"),
-     ("- a list\n", "expected a mapping of sections")],
+    [(None, "params file not found"), (b"train: [unclosed\n", "invalid YAML"),
+     (b"- a list\n", "expected a mapping of sections"), *((f[1], f[2]) for f in FILES)],
 )  # fmt: skip
 def test_unreadable_params_files(finished, text, message):
     if text is not None:
-        (finished / "broken.yaml").write_text(text)
+        (finished / "broken.yaml").write_bytes(text)
     before = snapshot(finished)
     code, err = run_here(finished, "train", "broken.yaml" if text else "absent.yaml")
     assert code == 1 and message in err

@@ -9,6 +9,7 @@ section of ``params.yaml`` and call into it. Module map:
 - ``config``     params sections as typed models (``Section``): validation, error messages
 - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
 - ``storage``    atomic, byte-deterministic file output and validated array loading
+- ``memory``     what a plan needs in memory, what this machine has, and the check
 - ``idx``        the IDX binary format MNIST was published in
 - ``download``   fetching MNIST from an ordered list of sources, verified by content digests
 - ``preprocess`` flatten, scale, one-hot, validation split

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from pydantic import Field
 
+from mnistnet import memory
 from mnistnet.config import Section
 from mnistnet.errors import DataError
 from mnistnet.mnist import PIXELS, SHAPE, SIDE
@@ -227,9 +228,21 @@ def distort_into(
 POOL_SCHEMA = {"pool": (np.uint8, 3), "meta": (None, 0)}
 
 
-def pool_bytes(copies: int, n: int) -> int:
-    """Memory the pool of ``copies`` copies of ``n`` images takes, in bytes."""
-    return copies * n * PIXELS
+def check_memory(cfg: AugmentConfig, n: int) -> None:
+    """Raise ``ConfigError`` if this machine cannot hold the pool of ``n`` images' copies."""
+    memory.require(
+        f"augment.copies: {cfg.copies:,} copies of {n:,} images", memory_parts(cfg, n),
+        "Choose fewer augment.copies.",
+    )  # fmt: skip
+
+
+def memory_parts(cfg: AugmentConfig, n: int) -> dict[str, int]:
+    """Bytes the augment stage holds to make ``cfg.copies`` copies of ``n`` images."""
+    return {
+        "the pool": cfg.copies * n * PIXELS,
+        "the training split": n * PIXELS * 5,  # float32 as loaded, and its uint8 images
+        "the warps": THREADS * CHUNK * PIXELS * 4 * 40,  # ~40 float32 arrays per chunk
+    }
 
 
 def save_pool(path: str | os.PathLike, pool: np.ndarray, cfg: AugmentConfig, data: dict) -> None:

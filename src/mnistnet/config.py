@@ -8,16 +8,22 @@ come the validation here, the JSON Schema editors use, and the README's table
 holding one line per problem (every problem at once), each naming the dotted key, the value
 and what is allowed:
 
-- a missing file, invalid YAML or a missing section;
+- a missing, unreadable or oversized file, one that is not UTF-8, invalid YAML, YAML
+  aliases (a 2 KB "billion laughs" file expands to gigabytes), a key given twice (DVC
+  refuses such a file; PyYAML would keep the last), nesting deeper than any params file
+  needs, or a missing section;
 - an unknown key (a typo such as ``train.lrr`` is an error, never silently ignored);
 - a value of the wrong type (``epochs: 2.5``, ``hidden_size: "abc"``; booleans are not
   numbers, and YAML's ``1e-3``, which it reads as text, gets its own hint);
 - a value out of range or not among the choices.
+
+Every value quoted in a message is shortened (``shown``), so a 50 MB string is one short line.
 """
 
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +36,62 @@ from mnistnet.errors import ConfigError
 T = TypeVar("T", bound="Section")
 HEX64 = r"^[0-9a-f]{64}$"  # a sha256 digest as hex
 PATTERN_WORDS = {HEX64: "expected 64 lowercase hex digits"}
+MAX_BYTES = 2**20  # a params file is a few KB; this bounds what an error can quote
+MAX_DEPTH = 16  # params.yaml nests three levels; deeper is a mistake or an attack
+_SHOWN = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = 60
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = 4
+_SHOWN.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, shortened to about 60 characters, with ``...`` where cut."""
+    return _SHOWN.repr(value)
+
+
+class _Refused(yaml.YAMLError):
+    """What the strict loader refuses, with the place it found it."""
+
+    def __init__(self, mark: yaml.Mark, problem: str) -> None:
+        super().__init__(problem)
+        self.problem_mark, self.problem = mark, problem
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and duplicate keys, and with a nesting limit."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(
+                event.start_mark,
+                f"an alias (*{event.anchor}): aliases are not read here; write the value out",
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused(self.peek_event().start_mark, f"nested over {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first.setdefault(key, key_node.start_mark.line)
+            except TypeError:
+                continue  # an unhashable key: PyYAML's own error says so below
+            if line != key_node.start_mark.line:
+                raise _Refused(
+                    key_node.start_mark,
+                    f"the key {shown(key)} again (first on line {line + 1}): keep one; "
+                    f"DVC refuses a file with a key twice",
+                )
+        return super().construct_mapping(node, deep)
 
 
 class Section(BaseModel):
@@ -42,16 +104,31 @@ def read_params(path: str | os.PathLike) -> dict[str, Any]:
     """Read ``params.yaml`` (safe loader only) and return its top-level mapping."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: params file not found. Run from the project root (where params.yaml "
             f"is), or give the path of your params file."
         ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it ({e.strerror or e}).") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            f"{path}: over {MAX_BYTES:,} bytes; a params file is a few KB. Check it is the "
+            f"right file."
+        )
     try:
-        params = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: byte 0x{data[e.start]:02x} is not UTF-8. Save the file as UTF-8."
+        ) from None
+    try:
+        params = yaml.load(text, Loader=StrictLoader)  # noqa: S506  a SafeLoader, stricter
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}:{_yaml_problem(e)}. Fix the syntax and rerun.") from None
+        raise ConfigError(f"{path}:{_yaml_problem(e)}. Fix it and rerun.") from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level.")
     return params
@@ -94,48 +171,52 @@ def problems(error: ValidationError, cls: type[Section], where: str) -> list[str
         if kind == "extra_forbidden":
             unknown.append(key)
         elif kind in ("model_type", "dict_type", "model_attributes_type"):
-            lines.append(f"{key}: expected a mapping of keys, got {value!r}.")
+            lines.append(f"{key}: expected a mapping of keys, got {shown(value)}.")
         elif kind == "missing":
             lines.append(f"{key}: missing; add this required key.")
         elif kind in ("int_type", "int_from_float", "int_parsing"):
-            lines.append(f"{key}: expected a whole number, got {value!r}.")
+            lines.append(f"{key}: expected a whole number, got {shown(value)}.")
         elif kind == "float_type" and isinstance(value, str) and _looks_numeric(value):
             lines.append(
-                f"{key}: got the text {value!r}; YAML reads exponents without a dot as text, "
-                f"write it as {float(value)!r}."
+                f"{key}: got the text {shown(value)}; YAML reads exponents without a dot as "
+                f"text, write it as {float(value)!r}."
             )
         elif kind in ("float_type", "float_parsing"):
-            lines.append(f"{key}: expected a number, got {value!r}.")
+            lines.append(f"{key}: expected a number, got {shown(value)}.")
         elif kind == "finite_number":
-            lines.append(f"{key}: got {value!r}; expected a finite number.")
+            lines.append(f"{key}: got {shown(value)}; expected a finite number.")
         elif kind in ("string_type", "bool_type", "tuple_type", "list_type"):
             expected = {"string_type": "text", "bool_type": "true or false"}.get(kind, "a list")
-            lines.append(f"{key}: expected {expected}, got {value!r}.")
+            lines.append(f"{key}: expected {expected}, got {shown(value)}.")
         elif kind == "literal_error":
-            lines.append(f"{key}: got {value!r}; allowed values are {ctx['expected']}.")
+            lines.append(f"{key}: got {shown(value)}; allowed values are {ctx['expected']}.")
         elif kind == "string_pattern_mismatch":
             words = PATTERN_WORDS.get(ctx["pattern"], f"text matching {ctx['pattern']}")
-            lines.append(f"{key}: got {value!r}; {words}.")
+            lines.append(f"{key}: got {shown(value)}; {words}.")
         elif kind == "too_short" and any(
             len(e["loc"]) > len(err["loc"]) and e["loc"][: len(err["loc"])] == err["loc"]
             for e in errors
         ):
             continue  # its items were refused, each with its own line
         elif kind == "too_short":
-            lines.append(f"{key}: got {value!r}; expected at least {ctx['min_length']} item(s).")
+            lines.append(
+                f"{key}: got {shown(value)}; expected at least {ctx['min_length']} item(s)."
+            )
         elif kind == "value_error":
             lines.append(f"{key}: {ctx['error']}")
         elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
             field = _field(cls, err["loc"])
-            shown = float(value) if field and field.annotation is float else value
-            lines.append(f"{key}: got {shown!r}; expected {bounds(field, key)}")
+            number = float(value) if field and field.annotation is float else value
+            lines.append(f"{key}: got {shown(number)}; expected {bounds(field, key)}")
         else:  # a kind this table does not know yet: pydantic's own words
-            lines.append(f"{key}: got {value!r}; {err['msg']}.")
+            lines.append(f"{key}: got {shown(value)}; {err['msg']}.")
     if unknown:
         allowed = ", ".join(sorted(cls.model_fields))
+        named = ", ".join(key if len(key) <= 60 else shown(key) for key in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         lines.insert(
             0,
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed keys are {allowed}. "
+            f"{where}: unknown key(s) {named}{more}; allowed keys are {allowed}. "
             f"Check the spelling.",
         )
     return lines

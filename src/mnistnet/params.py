@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mnistnet import augment, train
 from mnistnet.augment import AugmentConfig
-from mnistnet.config import Section, from_mapping, read_params
+from mnistnet.config import Section, from_mapping, read_params, shown
 from mnistnet.download import DownloadConfig
 from mnistnet.errors import ConfigError
+from mnistnet.mnist import TRAIN_IMAGES
 from mnistnet.plots import PlotConfig
-from mnistnet.preprocess import PreprocessConfig
+from mnistnet.preprocess import PreprocessConfig, check_val_size
+from mnistnet.storage import npz_shape
 from mnistnet.train import TrainConfig
+
+RAW_FILE = "data/raw/mnist.npz"  # the download stage's output, beside params.yaml
 
 SECTIONS: dict[str, type[Section]] = {
     "download": DownloadConfig,
@@ -54,9 +60,10 @@ def check(path: str | os.PathLike) -> tuple[dict[str, Section], list[str]]:
     except ConfigError as e:
         return {}, [str(e)]
     problems = []
-    extra = sorted(set(params) - set(SECTIONS))
+    extra = sorted(map(str, set(params) - set(SECTIONS)))
     if extra:
-        problems.append(f"{path}: unknown section(s) {extra}; known: {sorted(SECTIONS)}")
+        named = ", ".join(map(shown, extra[:5]))
+        problems.append(f"{path}: unknown section(s) [{named}]; known: {sorted(SECTIONS)}")
     valid = {}
     for name, cls in SECTIONS.items():
         if name not in params:
@@ -66,19 +73,47 @@ def check(path: str | os.PathLike) -> tuple[dict[str, Section], list[str]]:
             valid[name] = from_mapping(cls, params[name], name)
         except ConfigError as e:
             problems += str(e).splitlines()
-    problems += cross_section_problems(valid)
+    problems += cross_section_problems(valid, training_images(path, valid.get("download")))
     return valid, problems
 
 
-def cross_section_problems(sections: dict[str, Any]) -> list[str]:
-    """Checks that span two sections (the stages repeat them against their real inputs)."""
+def training_images(params_path: str | os.PathLike, download: DownloadConfig | None) -> int | None:
+    """How many training images the download stage yields: the count in its output file
+    beside the params file if there is one, else canonical MNIST's (None: not known)."""
+    shape = npz_shape(Path(params_path).parent / RAW_FILE, "x_train")
+    if shape:
+        return shape[0]
+    if download is not None and download.digests == DownloadConfig().digests:
+        return TRAIN_IMAGES
+    return None
+
+
+def cross_section_problems(sections: dict[str, Any], n_train: int | None = None) -> list[str]:
+    """Checks that span two sections or need the data's size (``n_train`` training images,
+    None: unknown). The stages repeat each against their real inputs."""
     problems = []
-    plot, train = sections.get("plot"), sections.get("train")
-    if plot and train and plot.hidden_units > train.hidden_size:
+    plot, trainer = sections.get("plot"), sections.get("train")
+    prepare, augmentation = sections.get("preprocess"), sections.get("augment")
+    if plot and trainer and plot.hidden_units > trainer.hidden_size:
         problems.append(
             f"plot.hidden_units: got {plot.hidden_units}, but train.hidden_size is "
-            f"{train.hidden_size}; choose at most {train.hidden_size}, or 0 for all."
+            f"{trainer.hidden_size}; choose at most {trainer.hidden_size}, or 0 for all."
         )
+    if not (n_train and prepare):
+        return problems
+    try:
+        check_val_size(prepare.val_size, n_train)
+    except ConfigError as e:
+        return [*problems, str(e)]
+    n, n_val = n_train - prepare.val_size, prepare.val_size
+    try:  # the pool first: it is what a huge augment.copies overflows
+        copies = augmentation.copies if augmentation else 0
+        if augmentation:
+            augment.check_memory(augmentation, n)
+        if trainer:
+            train.check_memory(trainer, n, n_val, copies)
+    except ConfigError as e:
+        problems.append(str(e))
     return problems
 
 

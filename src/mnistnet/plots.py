@@ -3,6 +3,8 @@
 Each function takes arrays and returns a matplotlib ``Figure`` of a fixed size; ``save_png``
 writes one atomically. Figures are built with the object API (no ``pyplot``), so nothing
 depends on a display or on global state, and the same inputs give the same PNG bytes.
+Matplotlib is imported by the functions that draw, not with the module: ``PlotConfig`` lives
+here, and `mnistnet check` should not wait a second for a library it does not use.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
 from pydantic import Field
 
 from mnistnet.config import Section
 from mnistnet.errors import DataError
 from mnistnet.mnist import SHAPE, SIDE
 from mnistnet.storage import atomic_path, missing_file
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(**kwargs) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 class PlotConfig(Section):
@@ -47,7 +56,7 @@ def training_curves(history: dict[str, list]) -> Figure:
 
     ``history`` maps the history CSV's columns to lists; missing validation values are None.
     """
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = _figure(figsize=(11, 4.2), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
     epochs = history["epoch"]
     for split, style in (("train", "-"), ("val", "--")):
@@ -60,7 +69,7 @@ def training_curves(history: dict[str, list]) -> Figure:
     loss_ax.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss (log scale)", yscale="log")
     acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     for ax in (loss_ax, acc_ax):  # epochs are whole numbers: no 2.5 on the axis
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_integer_ticks())
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -70,7 +79,7 @@ def training_curves(history: dict[str, list]) -> Figure:
 
 def confusion_heatmaps(cm: np.ndarray) -> Figure:
     """The confusion matrix twice: raw counts, and each row as a percentage of its class."""
-    fig = Figure(figsize=(14, 6.4), layout="constrained")
+    fig = _figure(figsize=(14, 6.4), layout="constrained")
     count_ax, pct_ax = fig.subplots(1, 2)
     totals = cm.sum(axis=1, keepdims=True)
     percent = np.divide(100 * cm, totals, out=np.zeros(cm.shape), where=totals > 0)
@@ -107,7 +116,7 @@ def misclassified_grid(
     side = SIDE + gap
     mosaic = np.pad(_mosaic(images, rows, cols, gap), ((gap, 0), (0, 0)), constant_values=np.nan)
     width = cols * 1.6  # inches; the height follows the mosaic's shape, plus the title
-    fig = Figure(figsize=(width, round(width * mosaic.shape[0] / mosaic.shape[1] + 0.6, 1)),
+    fig = _figure(figsize=(width, round(width * mosaic.shape[0] / mosaic.shape[1] + 0.6, 1)),
                  layout="constrained")  # fmt: skip
     ax = fig.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
@@ -136,7 +145,7 @@ def weight_images(W1: np.ndarray, unlearned: np.ndarray | None = None) -> Figure
     tiles = (W1 / np.where(limits > 0, limits, 1)).T.reshape(units, *SHAPE)  # in [-1, 1]
     gap = 2
     mosaic = _mosaic(tiles, rows, cols, gap)
-    fig = Figure(figsize=(cols * 0.9 + 1.0, rows * 0.9 + 0.9), layout="constrained")
+    fig = _figure(figsize=(cols * 0.9 + 1.0, rows * 0.9 + 0.9), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     ax.axis("off")
@@ -147,7 +156,7 @@ def weight_images(W1: np.ndarray, unlearned: np.ndarray | None = None) -> Figure
         for i in np.flatnonzero(unlearned):
             r, c = divmod(int(i), cols)
             corner = (c * (SIDE + gap) - 1, r * (SIDE + gap) - 1)  # in the gap round the tile
-            ax.add_patch(Rectangle(corner, SIDE + 1, SIDE + 1, fill=False, edgecolor="black",
+            ax.add_patch(_rectangle(corner, SIDE + 1, SIDE + 1, fill=False, edgecolor="black",
                                    linewidth=1.5, clip_on=False))  # fmt: skip
         title += (
             f"\n{int(unlearned.sum())} of {units} never learned (framed): their weights are "
@@ -171,7 +180,7 @@ def per_class_accuracy(cm: np.ndarray) -> Figure:
     """Bar per digit: the share of its test images classified correctly."""
     totals = cm.sum(axis=1)
     accuracy = 100 * np.divide(np.diag(cm), totals, out=np.zeros(len(cm)), where=totals > 0)
-    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    fig = _figure(figsize=(8, 4.2), layout="constrained")
     ax = fig.subplots()
     bars = ax.bar(range(len(cm)), accuracy, color="steelblue")
     ax.bar_label(bars, labels=[f"{a:.1f}" for a in accuracy], fontsize=8, padding=2)
@@ -245,7 +254,7 @@ def augmented_examples(views: np.ndarray, copies: int, shift: int) -> Figure:
     m, epochs = views.shape[:2]
     gap = 2
     mosaic = _mosaic(views.reshape(-1, *SHAPE), m, epochs, gap)
-    fig = Figure(figsize=(epochs * 0.8 + 0.4, m * 0.8 + 1.2), layout="constrained")
+    fig = _figure(figsize=(epochs * 0.8 + 0.4, m * 0.8 + 1.2), layout="constrained")
     ax = fig.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([e * (SIDE + gap) + SIDE / 2 for e in range(epochs)],
@@ -262,3 +271,15 @@ def augmented_examples(views: np.ndarray, copies: int, shift: int) -> Figure:
         what = f"each {moved}" if shift else "augmentation is off"
     fig.suptitle(f"Training images in {epochs} successive epochs\n({what})", fontsize=10)
     return fig
+
+
+def _integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
+def _rectangle(*args, **kwargs):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle(*args, **kwargs)

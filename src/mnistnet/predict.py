@@ -4,61 +4,107 @@ MNIST's digits were size-normalized to fit a 20×20 box (keeping the aspect rati
 anti-aliased) and centred by centre of mass in a 28×28 field, light ink on black. A photo or
 scan goes through the same steps here:
 
-1. grayscale (transparent pixels count as paper); a large image is first shrunk by a whole
-   factor to about 100 px, which loses nothing the 20 px result could show;
-2. polarity: if the border is lighter than the middle of the range, the ink is dark on
+1. read as a person sees it: turned upright by its EXIF orientation (phones save portraits
+   sideways), palette and CMYK colours resolved, 16-bit depth kept until the end;
+2. shrunk while still in its own mode: a JPEG decodes at a reduced scale, anything else is
+   box-reduced by a whole factor to about 100 px, which loses nothing the 20 px result could
+   show; then transparent pixels count as white paper, and colour becomes gray;
+3. polarity: if the border is lighter than the middle of the range, the ink is dark on
    light, and the image is inverted;
-3. the paper's level (the border's median) is subtracted, so a grey page becomes black;
-4. crop to the bounding box of the ink (pixels above 20% of the brightest);
-5. scale the longer side to 20 px, anti-aliased (Lanczos);
-6. paste into a 28×28 field so the centre of mass lands on the centre;
-7. scale to [0, 1] with ``preprocess.normalize``, the same code the pipeline trains on.
+4. the paper's level (the border's median) is subtracted, so a grey page becomes black;
+5. crop to the bounding box of the ink (pixels above 20% of the brightest);
+6. scale the longer side to 20 px, anti-aliased (Lanczos);
+7. paste into a 28×28 field so the centre of mass lands on the centre;
+8. scale to [0, 1] with ``preprocess.normalize``, the same code the pipeline trains on.
 
 Arrays (``.npy``/``.npz`` of 28×28 images) are taken as already MNIST-shaped: ``uint8``
-0–255 goes through ``normalize``; floats must already be in [0, 1].
+0–255 goes through ``normalize``; floats must already be in [0, 1]. Every file is read
+through checks first (its first bytes say what it is, its size is bounded, an array's header
+must match its size), and each image is classified on its own, so its probabilities are the
+same whatever else is in the command, and the same as ``mnistnet serve`` gives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+import struct
 import warnings
-import zipfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from mnistnet.errors import DataError
 from mnistnet.mnist import SHAPE, SIDE
 from mnistnet.model import predict_proba
 from mnistnet.preprocess import normalize
+from mnistnet.storage import load_npy, load_npz, npz_names
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
-MAX_PIXELS = (
-    40_000_000  # larger declared images are refused before decoding (a 12 MP photo is fine)
-)
+MAX_PIXELS = 40_000_000  # larger declared images are refused before decoding (12 MP is fine)
+MAX_FILE_BYTES = 64 * 2**20  # a phone photo is a few MB; larger files are not read at all
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
+MAGIC = {  # what a file's first bytes say it is
+    b"\x89PNG\r\n\x1a\n": "image", b"\xff\xd8\xff": "image",
+    b"\x93NUMPY": "npy", b"PK\x03\x04": "npz", b"PK\x05\x06": "npz",
+}  # fmt: skip
+# What Pillow raises for bytes that are not a sound PNG or JPEG (caught around its calls only)
+PILLOW_ERRORS = (
+    OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+    Image.DecompressionBombError, Image.DecompressionBombWarning,
+)  # fmt: skip
 
 
 def mnist_style(image: Image.Image) -> np.ndarray:
     """A PIL image of any size and colour → uint8 (28, 28), light ink on black, centred."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+    return centred(gray_pixels(small_gray(image)))
+
+
+def small_gray(image: Image.Image) -> Image.Image:
+    """A PIL image of any mode → gray as a person sees it ("L", or "I" for 16 bits), about
+    ``WORK_SIDE`` pixels a side or less: shrunk in its own mode (8 or 16 bits, alpha kept),
+    then put on white paper. Pillow calls only."""
+    if image.mode in ("P", "PA"):  # a palette: its colours, and its transparency
+        transparent = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "RGB")
+    elif image.mode in ("L", "RGB") and "transparency" in image.info:
+        image = image.convert("RGBA")  # a single transparent colour (PNG tRNS)
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")  # 16-bit gray, kept whole: convert("L") clips at 255
+    elif image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        image = image.convert("RGB")  # CMYK, YCbCr, 1-bit, …
+    factor = max(image.size) // WORK_SIDE
+    if factor > 1:  # a box-filtered shrink: the digit ends up 20 px tall anyway
+        image = image.reduce(factor)
+    if image.mode in ("I", "F"):
+        return image
+    if image.mode in ("LA", "RGBA"):
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))
-    if image.mode != "L":
-        image = image.convert("L")
-    factor = max(image.size) // WORK_SIDE
-    if factor > 1:  # a box-filtered shrink first: the digit ends up 20 px tall anyway
-        image = image.reduce(factor)
-    gray = np.asarray(image)  # uint8 (H, W)
+    return image.convert("L")
+
+
+def gray_pixels(image: Image.Image) -> np.ndarray:
+    """``small_gray``'s image as uint8 (H, W); 16 bits become 8 (65,535 is white)."""
+    if image.mode in ("I", "F"):
+        return np.clip(np.rint(np.asarray(image, np.float64) / 257), 0, 255).astype(np.uint8)
+    return np.asarray(image)
+
+
+def centred(gray: np.ndarray) -> np.ndarray:
+    """uint8 gray (H, W) of a digit → uint8 (28, 28) MNIST-style: light ink on black,
+    boxed into 20×20 and centred by mass. Raises ``DataError`` for a blank image."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     paper_level = int(np.partition(border, len(border) // 2)[len(border) // 2])  # median
     if paper_level > 127:  # dark ink on light paper: make it MNIST's light on dark
@@ -95,7 +141,10 @@ def expand_folders(paths: list[str]) -> list[str]:
     expanded = []
     for path in paths:
         if Path(path).is_dir():
-            found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in suffixes)
+            try:
+                found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in suffixes)
+            except OSError:  # an unreadable folder: load_inputs says why, in its line
+                found = []
             expanded += [str(p) for p in found] or [path]  # an empty folder: say so below
         else:
             expanded.append(path)
@@ -105,26 +154,49 @@ def expand_folders(paths: list[str]) -> list[str]:
 def load_inputs(path: str | os.PathLike) -> np.ndarray:
     """Images in ``path`` as float32 (n, 784) in [0, 1], ready for the network.
 
-    PNG/JPEG files give one image; ``.npy``/``.npz`` give a batch. Raises ``DataError``
-    naming the problem for a missing, unreadable, blank or wrongly shaped input.
+    What the file is comes from its first bytes, not its name: a PNG or JPEG gives one
+    image, a ``.npy``/``.npz`` array a batch. Raises ``DataError`` naming the problem for a
+    missing, unreadable, oversized, blank, corrupt or wrongly shaped input.
     """
     path = Path(path)
-    if path.is_dir():
-        raise DataError("a folder with no PNG, JPEG, .npy or .npz file in it")
-    if not path.is_file():
-        raise DataError("no such file")
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return _load_array(path)
-    return decode_image(path.read_bytes())
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            kind = file_kind(head)
+            if kind is None:
+                raise DataError(f"not a PNG, JPEG, .npy or .npz file (it starts {head!r})")
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise DataError(f"{size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
+            data = head + f.read() if kind == "image" else None
+    except FileNotFoundError:
+        raise DataError("no such file") from None
+    except IsADirectoryError:
+        raise DataError("a folder with no PNG, JPEG, .npy or .npz file in it") from None
+    except OSError as e:
+        raise DataError(f"cannot read it ({e.strerror or e})") from None
+    if data is not None:
+        return decode_image(data)
+    return _load_array(path, kind)
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def file_kind(head: bytes) -> str | None:
+    """What a file's first 8 bytes say it is: "image", "npy", "npz", or None."""
+    return next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
+
+
+def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] | None = None):
     """A PNG or JPEG file's bytes → float32 (1, 784) in [0, 1], normalized like MNIST.
 
     Raises ``DataError`` for bytes that are not a readable PNG/JPEG, a truncated file, an
     image over ``MAX_PIXELS`` (checked from the header, before any pixel is decoded: a small
-    file can declare a huge image), or a blank one.
+    file can declare a huge image), or a blank one. Decoding holds the full-size image and
+    one copy of it at most (a JPEG not even that: it decodes at a reduced scale), and
+    ``reserve(nbytes)``, when given, is held around it: what a server uses to bound the
+    memory of all decodes at once (``serve.DecodeBudget``).
     """
+    if file_kind(data[:8]) != "image":
+        raise DataError(f"not a PNG or JPEG image (it starts {data[:8]!r})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -136,30 +208,40 @@ def decode_image(data: bytes) -> np.ndarray:
                     f"the image declares {width}×{height} pixels; at most {MAX_PIXELS:,} are "
                     f"read. Scale it down first"
                 )
-            image.load()
-            return normalize(mnist_style(image)[None])
+            if image.format == "JPEG":  # the decoder scales by 1/2 to 1/8 as it reads
+                image.draft("CMYK" if image.mode == "CMYK" else "L", (2 * WORK_SIDE,) * 2)
+            # the decoded image, and the one copy reduce or convert makes of it
+            need = 2 * image.size[0] * image.size[1] * max(len(image.getbands()), 1)
+            with reserve(need) if reserve else contextlib.nullcontext():
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # a phone's portrait, upright
+                small = small_gray(image)
+    except DataError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"the image declares too many pixels ({e})") from e
-    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"the image declares too many pixels ({_short(e)})") from e
+    except PILLOW_ERRORS as e:
         kind = type(e).__name__
-        raise DataError(f"not a readable image ({kind}); expected a PNG or JPEG") from e
+        raise DataError(f"not a readable PNG or JPEG ({kind}: {_short(e)})") from e
+    return normalize(centred(gray_pixels(small))[None])
 
 
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        with open(path, "rb") as f:
-            loaded = np.load(f, allow_pickle=False)
-            if isinstance(loaded, np.lib.npyio.NpzFile):
-                with loaded:
-                    names = loaded.files
-                    key = next((k for k in ("x", "images") if k in names), None)
-                    if key is None and len(names) != 1:
-                        raise DataError(f"holds arrays {names}; name the images 'x' or 'images'")
-                    loaded = loaded[key or names[0]]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"not a readable array file ({e})") from e
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or "no detail"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _load_array(path: Path, kind: str) -> np.ndarray:
+    """The 28×28 images in a ``.npy`` or ``.npz`` file, through the hardened loaders."""
+    if kind == "npy":
+        loaded = load_npy(path, fix="")
+    else:
+        names = npz_names(path, fix="")
+        key = next((k for k in ("x", "images") if k in names), None)
+        if key is None and len(names) != 1:
+            raise DataError(f"holds arrays {names[:10]}; name the images 'x' or 'images'")
+        key = key or names[0]
+        loaded = load_npz(path, {key: (None, None)}, fix="")[key]
     images = loaded[None] if loaded.ndim == 2 else loaded
     if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")
@@ -179,11 +261,12 @@ def _load_array(path: Path) -> np.ndarray:
 
 
 def load_or_error(path: str | os.PathLike) -> np.ndarray | str:
-    """``load_inputs(path)``, or the problem as one line of text."""
+    """``load_inputs(path)``, or the problem as one line of text (without the path, which
+    the caller prints in front of it; the array loaders name it themselves)."""
     try:
         return load_inputs(path)
     except DataError as e:
-        return str(e)
+        return str(e).removeprefix(f"{path}: ")
 
 
 def load_many(paths: list[str]) -> list[np.ndarray | str]:
@@ -200,9 +283,17 @@ def load_many(paths: list[str]) -> list[np.ndarray | str]:
         return list(pool.map(load_or_error, paths, chunksize=chunk))
 
 
+def probabilities(params: dict, X: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, k) of X (n, 784), one image at a time: a product of a whole
+    batch may add in another order (BLAS splits it by size), and an image's answer must not
+    depend on what else was sent with it."""
+    X = X.astype(params["W1"].dtype, copy=False)
+    return np.concatenate([predict_proba(params, X[i : i + 1]) for i in range(len(X))])
+
+
 def classify(params: dict, X: np.ndarray, top: int = 3) -> list[dict]:
     """One record per row of X (n, 784): the digit, its probability and the ``top`` best."""
-    probs = predict_proba(params, X.astype(params["W1"].dtype, copy=False))  # (n, k)
+    probs = probabilities(params, X)  # (n, k)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     return [
         {

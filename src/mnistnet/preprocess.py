@@ -65,6 +65,15 @@ def split_indices(n: int, val_size: int, rng: np.random.Generator) -> tuple[np.n
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 
+def check_val_size(val_size: int, n_train: int) -> None:
+    """Raise ``ConfigError`` unless ``val_size`` leaves training images out of ``n_train``."""
+    if val_size >= n_train:
+        raise ConfigError(
+            f"preprocess.val_size: got {val_size}, but the training set has only {n_train:,} "
+            f"images; choose fewer than {n_train} (0 = no validation split)."
+        )
+
+
 def load_raw(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load and check the download stage's file: uint8 images (n, 28, 28), labels 0-9 (n,)."""
     fix = "Rerun the download stage: dvc repro -f download"
@@ -90,11 +99,7 @@ def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, d
     model can tell whether it is being fed data prepared like its training data.
     """
     n_train = len(raw["x_train"])
-    if cfg.val_size >= n_train:
-        raise ConfigError(
-            f"preprocess.val_size: got {cfg.val_size}, but the training set has only {n_train} "
-            f"images; choose fewer than {n_train} (0 = no validation split)."
-        )
+    check_val_size(cfg.val_size, n_train)
     train_idx, val_idx = split_indices(n_train, cfg.val_size, np.random.default_rng(cfg.seed))
     x, y = raw["x_train"], raw["y_train"]
     splits = {

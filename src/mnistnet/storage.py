@@ -29,6 +29,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -223,9 +224,10 @@ def load_npz(
     """Load the arrays named in ``schema`` from an ``.npz`` file, without pickle.
 
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
-    non-object dtype. Any problem (missing file, not a zip, missing member, wrong dtype or
-    rank, a header that claims more data than the member holds) raises ``DataError`` naming
-    the file and ending with ``fix``, the sentence that tells the user how to repair it.
+    non-object dtype, an ndim of None any rank. Any problem (missing file, not a zip, missing
+    member, wrong dtype or rank, a header that claims more data than the member holds)
+    raises ``DataError`` naming the file and ending with ``fix``, the sentence that tells the
+    user how to repair it.
     Each member's zip sizes are checked against the file's own size, and its header against
     those, before anything is allocated, so a hostile file cannot make the reader allocate
     more than the file holds (or, for a deflated member, what deflate can expand it to).
@@ -245,16 +247,62 @@ def load_npz(
         raise
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
             zlib.error, struct.error) as e:  # fmt: skip
-        raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
+        raise DataError(f"{path}: not a readable .npz file ({e}). {damaged(path) or fix}") from e
     for name, (dtype, ndim) in schema.items():
         a = arrays[name]
-        if (dtype is not None and a.dtype != np.dtype(dtype)) or a.ndim != ndim:
+        if (dtype is not None and a.dtype != np.dtype(dtype)) or ndim not in (None, a.ndim):
             wanted = "any dtype" if dtype is None else np.dtype(dtype)
             raise DataError(
                 f"{path}: array {name!r} is {a.dtype} with shape {a.shape}, "
                 f"expected {wanted} with {ndim} dimensions. {fix}"
             )
     return arrays
+
+
+def damaged(path: str | os.PathLike) -> str:
+    """How to repair ``path`` if it is a damaged DVC output, or "" if DVC does not track it.
+
+    DVC copies an output from its cache, so a damaged file there means a damaged cache
+    object, which DVC keeps trusting: ``dvc repro`` then skips the stage, and ``repro -f``
+    puts the damaged object back. Removing the object first makes both rebuild it.
+    """
+    path = Path(path).resolve()
+    for folder in path.parents:
+        lock = folder / "dvc.lock"
+        if not lock.is_file():
+            continue
+        try:
+            import yaml
+
+            stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+            relative = path.relative_to(folder).as_posix()
+            for name, stage in stages.items():
+                for out in stage.get("outs", []):
+                    if out.get("path") == relative and out.get("md5"):
+                        md5 = out["md5"]
+                        return (
+                            f"If DVC put it there, DVC's cached copy is damaged too: remove "
+                            f'that copy, then rebuild: rm -f "$(dvc cache dir)/files/md5/'
+                            f'{md5[:2]}/{md5[2:]}" && dvc repro {name} (or dvc pull, if a '
+                            f"remote holds it)"
+                        )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not DVC's
+            return ""
+        return ""
+    return ""
+
+
+def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
+    """The shape of array ``member`` in an ``.npz`` file, read from its header alone; None
+    if the file or the member is missing or unreadable."""
+    fmt = np.lib.format
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(f"{member}.npy") as f:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            return tuple(read(f)[0])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a peek: unknown
+        return None
 
 
 def load_meta(path: str | os.PathLike, text: np.ndarray, fix: str) -> dict:
@@ -282,26 +330,55 @@ def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndar
             f"more data than the {archive_size}-byte file holds"
         )
     with zf.open(info) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
-        except Exception as e:  # NumPy's parser of the header text raises several kinds
-            raise ValueError(f"{member} has a malformed .npy header ({e!r})") from e
-        if dtype.hasobject:
-            raise ValueError(f"{member} holds Python objects, which would need pickle")
-        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
-        stored = info.file_size - f.tell()
-        if nbytes != stored:
-            raise ValueError(f"{member} header claims {nbytes} bytes of data, it holds {stored}")
-        buffer = bytearray(nbytes)
-        view = memoryview(buffer)
-        # In slices: ZipExtFile.readinto reads into a new bytes object first, so one call
-        # would hold the array twice (a 16-copy pool: 1.4 GB instead of 0.7)
-        for start in range(0, nbytes, _READ_SLICE):
-            if f.readinto(view[start : start + _READ_SLICE]) != min(_READ_SLICE, nbytes - start):
-                raise ValueError(f"{member} is truncated")
+        return _read_npy(f, info.file_size, member)
+
+
+def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
+    """The array in the ``size``-byte ``.npy`` stream ``f``; its header is checked against
+    ``size`` before anything is allocated. Raises ``ValueError`` for any malformation."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+    except Exception as e:  # NumPy's parser of the header text raises several kinds
+        raise ValueError(f"{name} has a malformed .npy header ({e!r})") from e
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects, which would need pickle")
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: cannot overflow
+    stored = size - f.tell()
+    if nbytes != stored:
+        raise ValueError(f"{name} header claims {nbytes} bytes of data, it holds {stored}")
+    buffer = bytearray(nbytes)
+    view = memoryview(buffer)
+    # In slices: ZipExtFile.readinto reads into a new bytes object first, so one call
+    # would hold the array twice (a 16-copy pool: 1.4 GB instead of 0.7)
+    for start in range(0, nbytes, _READ_SLICE):
+        if f.readinto(view[start : start + _READ_SLICE]) != min(_READ_SLICE, nbytes - start):
+            raise ValueError(f"{name} is truncated")
     order = "F" if fortran_order else "C"
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
+def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
+    """The array in a ``.npy`` file, without pickle and checked as ``load_npz`` checks a
+    member: a header claiming more than the file holds is a ``DataError``, never an
+    allocation."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return _read_npy(f, os.fstat(f.fileno()).st_size, path.name)
+    except FileNotFoundError:
+        raise missing_file(path, fix) from None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy file ({e}). {fix}") from e
+
+
+def npz_names(path: str | os.PathLike, fix: str) -> list[str]:
+    """The arrays an ``.npz`` file holds, by name (without ``.npy``)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e

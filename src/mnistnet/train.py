@@ -23,11 +23,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from mnistnet import model
+from mnistnet import memory, model
 from mnistnet.batches import Batches
 from mnistnet.config import Section
 from mnistnet.errors import TrainingDiverged
-from mnistnet.mnist import CLASSES
+from mnistnet.mnist import CLASSES, PIXELS
 from mnistnet.optim import learning_rate, make_optimizer
 from mnistnet.streams import Streams
 
@@ -85,6 +85,34 @@ class EpochStats:
     val_loss: float | None
     val_accuracy: float | None
     lr: float  # learning rate of the epoch's last update
+
+
+def check_memory(cfg: TrainConfig, n: int, n_val: int, copies: int) -> None:
+    """Raise ``ConfigError`` if this machine cannot hold what training needs."""
+    memory.require(
+        f"train: {n:,} images (and {copies} distorted copies of each), hidden_size "
+        f"{cfg.hidden_size}, batch_size {cfg.batch_size}", memory_parts(cfg, n, n_val, copies),
+        "Use fewer augment.copies, or a smaller train.hidden_size or train.batch_size.",
+    )  # fmt: skip
+
+
+def memory_parts(cfg: TrainConfig, n: int, n_val: int, copies: int) -> dict[str, int]:
+    """Bytes the train stage holds for ``n`` training and ``n_val`` validation images and a
+    pool of ``copies`` distorted copies (see ``Trainer``, ``Batches`` and ``evaluate``)."""
+    item = np.dtype(cfg.dtype).itemsize
+    h = cfg.hidden_size
+    batch = n if cfg.batch_size == 0 else min(cfg.batch_size, n)
+    weights = (PIXELS + 1) * h + (h + 1) * CLASSES
+    state = {"sgd": 2, "momentum": 3, "adam": 4}[cfg.optimizer]  # grads, scratch, moments
+    augmented = copies or cfg.shift
+    return {
+        "the training images": n * PIXELS * 4 + (n * PIXELS if augmented else 0),
+        "the pool": copies * n * PIXELS,
+        "the validation images": n_val * PIXELS * 4,
+        "the weights and optimizer": weights * item * (1 + state),
+        "the batches": batch * (PIXELS + 3 * h + CLASSES) * item + batch * h,
+        "scoring": min(EVAL_CHUNK, max(n, n_val)) * (h + CLASSES) * item * 2,
+    }
 
 
 class Trainer:

@@ -1,0 +1,218 @@
+"""`mnistnet serve` under load and under attack, on loopback: the figures in the README.
+
+Run with `make bench` (after `make run`: it serves data/model/model.npz). Each part starts its
+own server in a subprocess and reads its resident memory with psutil:
+
+1. 16 clients at once each POST a 169 KB PNG that declares 6,324 × 6,324 RGBA pixels (under
+   both the 2 MB body and the 40 Mpx limits): peak and final memory, every answer JSON;
+2. 1,100 connections opened and left silent under `ulimit -n 1024`: when the server has
+   closed them all, and when /healthz answers again; then, with 300 silent, how long other
+   clients wait;
+3. latency: /api/predict of a canvas drawing on one keep-alive connection (p50), and 16
+   clients × 50 new connections each (p99).
+
+Every request loop is bounded and goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "data/model/model.npz"
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def huge_rgba() -> bytes:
+    """6,324² RGBA, nearly all transparent: compresses to ~170 KB, decodes to 160 MB."""
+    image = Image.new("RGBA", (6324, 6324), (0, 0, 0, 0))
+    ImageDraw.Draw(image).line([(3000, 800), (3200, 5600)], fill=(0, 0, 0, 255), width=500)
+    return png(image)
+
+
+def canvas_drawing() -> bytes:
+    """What the page sends after a stroke: a 280 px pad with a 7 on it."""
+    image = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(image).line([(70, 60), (210, 60), (125, 235)], fill="black", width=20)
+    return png(image)
+
+
+class Server:
+    def __init__(self, nofile: int | None = None) -> None:
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0", "--quiet",
+             "--model", str(MODEL)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit,
+        )  # fmt: skip
+        line = self.process.stdout.readline()
+        self.port = int(line.split("http://127.0.0.1:", 1)[1].split("/")[0])
+        self.ps = psutil.Process(self.process.pid)
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def stop(self) -> str:
+        self.process.terminate()
+        _, err = self.process.communicate(timeout=30)
+        return err
+
+
+def post(port: int, body: bytes, conn: http.client.HTTPConnection | None = None):
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
+    response = conn.getresponse()
+    data = response.read()
+    if own:
+        conn.close()
+    return response.status, json.loads(data)
+
+
+def big_images_at_once() -> None:
+    body = huge_rgba()
+    server = Server()
+    post(server.port, canvas_drawing())  # warm up: the model and the decoder are loaded
+    start = server.rss_mb()
+    peak, answers, done = start, [], threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, server.rss_mb())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    clients = [threading.Thread(target=lambda: answers.append(post(server.port, body)))
+               for _ in range(16)]  # fmt: skip
+    started = time.perf_counter()
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    took = time.perf_counter() - started
+    done.set()
+    watcher.join()
+    time.sleep(1)
+    after = server.rss_mb()
+    log = server.stop()
+    digits = sorted({a["digit"] for _, a in answers})
+    print(f"16 at once, {len(body) / 1e3:.0f} KB PNG declaring 6324x6324 RGBA: {took:.1f} s, "
+          f"server RSS {start:.0f} MB at start, peak {peak:.0f} MB, after {after:.0f} MB; "
+          f"{sum(s == 200 for s, _ in answers)}/16 answered 200 with JSON (digits {digits}); "
+          f"log lines: {len(log.splitlines())}")  # fmt: skip
+
+
+def silent_connections() -> None:
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    )
+    server = Server(nofile=1024)
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1100)]
+    opened = time.monotonic()
+    healthz = socket.create_connection(("127.0.0.1", server.port), timeout=120)
+    healthz.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answered = healthz.recv(4096).startswith(b"HTTP/1.1 200") and time.monotonic() - opened
+    healthz.close()
+    closed_at = []
+    for s in silent:
+        s.settimeout(120)
+        try:
+            s.recv(1)
+        except OSError:
+            pass
+        closed_at.append(time.monotonic() - opened)
+        s.close()
+    print(f"1,100 silent connections, ulimit -n 1024: /healthz answered after {answered:.1f} s; "
+          f"the server had closed every silent one by {max(closed_at):.1f} s "
+          f"(idle timeout 30 s)")  # fmt: skip
+
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
+    waits = []
+    for _ in range(50):
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        conn.close()
+        waits.append(time.perf_counter() - started)
+    for s in silent:
+        s.close()
+    log = server.stop()
+    print(f"with 300 silent connections open, 50 other requests: worst {max(waits) * 1e3:.1f} ms; "
+          f"log: {' | '.join(log.splitlines()[:2]) or 'nothing'}")  # fmt: skip
+
+
+def latency() -> None:
+    body = canvas_drawing()
+    server = Server()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    post(server.port, body, conn)
+    times = []
+    for _ in range(200):
+        started = time.perf_counter()
+        post(server.port, body, conn)
+        times.append(time.perf_counter() - started)
+    conn.close()
+    print(f"keep-alive /api/predict of a canvas drawing: p50 {statistics.median(times) * 1e3:.2f} "
+          f"ms over 200")  # fmt: skip
+
+    times, failures = [], []
+
+    def client() -> None:
+        for _ in range(50):
+            started = time.perf_counter()
+            try:
+                status, reply = post(server.port, body)
+                if status != 200 or "digit" not in reply:
+                    failures.append(status)
+            except OSError as e:
+                failures.append(repr(e))
+            times.append(time.perf_counter() - started)
+
+    clients = [threading.Thread(target=client) for _ in range(16)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    server.stop()
+    p50, p99 = np.percentile(times, [50, 99]) * 1e3
+    print(f"16 clients x 50 new connections: {len(times)} requests, {len(failures)} failed, "
+          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
+
+
+def main() -> None:
+    if not MODEL.exists():
+        sys.exit(f"no {MODEL}: run `make run` first")
+    latency()
+    big_images_at_once()
+    silent_connections()
+
+
+if __name__ == "__main__":
+    main()
