@@ -1,4 +1,4 @@
-"""Stage `download`: fetch raw MNIST from the first source in params.yaml that verifies."""
+"""Stage `download`: fetch raw MNIST from the first source in the sources file that verifies."""
 
 import argparse
 import tempfile
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
 from mnistnet.config import load_section
-from mnistnet.download import DownloadConfig, fetch_mnist
+from mnistnet.download import DownloadConfig, fetch_mnist, load_sources
 from mnistnet.stage import log, run
 from mnistnet.storage import save_npz
 
@@ -14,12 +14,14 @@ from mnistnet.storage import save_npz
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--sources", required=True, help="where MNIST comes from (YAML)")
     parser.add_argument("--out", required=True, help="raw arrays (.npz) to write")
     args = parser.parse_args()
 
     cfg = load_section(args.params, "download", DownloadConfig)
+    known = load_sources(args.sources)
     with tempfile.TemporaryDirectory(prefix="mnist-download-") as work:
-        arrays = fetch_mnist(cfg, Path(work), log)
+        arrays = fetch_mnist(known, cfg, Path(work), log)
     save_npz(args.out, arrays)
     log(f"{len(arrays['x_train'])} train and {len(arrays['x_test'])} test images")
 

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet import plots
+from mnistnet import history, plots
 from mnistnet.augment import load_pool
 from mnistnet.batches import epoch_views
 from mnistnet.checkpoint import load_model
@@ -24,7 +24,7 @@ UNLEARNED = 0.9  # a unit whose weights keep this much of their start learned no
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file")
-    parser.add_argument("--history", required=True, help="history CSV from the train stage")
+    parser.add_argument("--live", required=True, help="DVCLive's log from the train stage")
     parser.add_argument("--eval", required=True, help="folder written by the evaluate stage")
     parser.add_argument("--test", required=True, help="processed test split (.npz)")
     parser.add_argument("--train", required=True, help="processed training split (.npz)")
@@ -57,7 +57,7 @@ def main() -> None:
     shown = slice(0, cfg.hidden_units or None)
 
     figures = {
-        "training_curves.png": plots.training_curves(plots.load_history(args.history)),
+        "training_curves.png": plots.training_curves(history.read(args.live)),
         "confusion_matrix.png": plots.confusion_heatmaps(cm),
         "misclassified.png": plots.misclassified_grid(
             x_test[mistakes["index"]].reshape(-1, *SHAPE),

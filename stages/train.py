@@ -1,17 +1,18 @@
-"""Stage `train`: fit the network on the processed training split; save model and history."""
+"""Stage `train`: fit the network on the processed training split; save the model, and log
+every epoch with DVCLive."""
 
 import argparse
-import json
 from pathlib import Path
 
 import _venv  # noqa: F401  first: a clear error when run outside .venv
+from mnistnet import history
 from mnistnet.augment import load_pool
 from mnistnet.checkpoint import save_model
 from mnistnet.config import load_section
 from mnistnet.preprocess import load_split, split_meta
 from mnistnet.stage import log, run
-from mnistnet.storage import npz_shape, write_text
-from mnistnet.train import TrainConfig, check_memory, final_metrics, history_csv, train
+from mnistnet.storage import npz_shape
+from mnistnet.train import TrainConfig, check_memory, train
 
 
 def main() -> None:
@@ -20,8 +21,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="folder with train.npz and val.npz")
     parser.add_argument("--pool", required=True, help="distorted copies from the augment stage")
     parser.add_argument("--model", required=True, help="model file (.npz) to write")
-    parser.add_argument("--history", required=True, help="per-epoch CSV to write")
-    parser.add_argument("--metrics", required=True, help="final-epoch metrics JSON to write")
+    parser.add_argument("--live", required=True, help="folder for DVCLive's per-epoch log")
     args = parser.parse_args()
 
     cfg = load_section(args.params, "train", TrainConfig)
@@ -33,11 +33,10 @@ def main() -> None:
     pool, pool_meta = load_pool(args.pool, len(x_train), data)
     log(f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}")  # fmt: skip
-    params, history = train(cfg, x_train, y_train, x_val, y_val, log, pool)
-
+    with history.open_log(args.live) as live:
+        params, _ = train(cfg, x_train, y_train, x_val, y_val, log, pool,
+                          on_epoch=lambda stats: history.log_epoch(live, stats))  # fmt: skip
     save_model(args.model, params, cfg, data=data, augment=pool_meta["augment"])
-    write_text(args.history, history_csv(history))
-    write_text(args.metrics, json.dumps(final_metrics(history), indent=2) + "\n")
 
 
 def augmentation(copies: int, shift: int) -> str:

@@ -153,6 +153,15 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
     return result
 
 
+def write_sources(path: Path, tiny: dict[str, np.ndarray], url: str) -> Path:
+    """The download stage's sources file for the tiny dataset, served from ``url``."""
+    known = {"sources": [{"url": url}], "digests": digests_of(tiny),
+             "train_images": len(tiny["x_train"])}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(known, sort_keys=False))
+    return path
+
+
 def make_project(
     root: Path, tiny: dict[str, np.ndarray], source: str | None = None, env: dict | None = None
 ) -> Project:
@@ -174,8 +183,7 @@ def make_project(
         source = str(write_keras_npz(tiny, root / "tiny-mnist.npz"))
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["download"]["sources"] = [{"url": source}]
-    params["download"]["digests"] = digests_of(tiny)
+    write_sources(repo / "data/mnist-sources.yaml", tiny, source)
     params["download"]["timeout"] = 10
     params["preprocess"]["val_size"] = 40
     params["train"].update(epochs=3, batch_size=32, hidden_size=16)
@@ -248,8 +256,8 @@ class Project:
         shutil.rmtree(where / ".dvc" / "tmp", ignore_errors=True)  # the original's state
         return Project(where, {**self.env, "PYTHONPATH": str(where / "src")})
 
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run([sys.executable, "-m", "dvc", *args], self.root, check, env=self.env)
+    def dvc(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "dvc", *args], self.root, check, env=self.env, **kwargs)
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run(["git", *args], self.root, check, env=self.env)

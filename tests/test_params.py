@@ -2,6 +2,8 @@
 
 import copy
 import json
+import shutil
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -53,9 +55,16 @@ def test_the_committed_params_pass_check():
     assert main(["check", str(ROOT / "params.yaml")]) == 0
 
 
+def beside_the_sources(folder) -> Path:
+    """``folder/params.yaml``'s path, with the committed sources file where check looks."""
+    (folder / "data").mkdir()
+    shutil.copyfile(ROOT / "data/mnist-sources.yaml", folder / "data/mnist-sources.yaml")
+    return folder / "params.yaml"
+
+
 @pytest.mark.parametrize("case", CHECK_CASES, ids=[c.id for c in CHECK_CASES])
 def test_check_names_each_bad_value_in_one_line(case, tmp_path, capsys):
-    path = tmp_path / "params.yaml"
+    path = beside_the_sources(tmp_path)
     path.write_text(yaml.safe_dump(case.apply(COMMITTED)))
     assert main(["check", str(path)]) == 1
     (line,) = capsys.readouterr().err.splitlines()
@@ -75,7 +84,7 @@ def test_check_estimates_memory_before_a_run_can_fail_for_it(tmp_path, capsys, m
     monkeypatch.setattr("mnistnet.memory.available_bytes", lambda: 2 * 10**9)  # a 2 GB machine
     params = copy.deepcopy(COMMITTED)
     params["augment"]["copies"] = 100  # 100 × 55,000 images: 4.3 GB for the pool
-    path = tmp_path / "params.yaml"
+    path = beside_the_sources(tmp_path)
     path.write_text(yaml.safe_dump(params))
     assert main(["check", str(path)]) == 1
     (line,) = capsys.readouterr().err.splitlines()

@@ -49,15 +49,7 @@ def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
     assert (tmp_path / "again.png").read_bytes() == (tmp_path / "per_class.png").read_bytes()
 
 
-def test_history_and_confusion_readers(tmp_path):
-    (tmp_path / "h.csv").write_text(
-        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr\n0,1.5,0.5,,,0.1\n"
-    )
-    history = plots.load_history(tmp_path / "h.csv")
-    assert history["train_loss"] == [1.5] and history["val_loss"] == [None]
-    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="not a training history"):
-        plots.load_history(tmp_path / "bad.csv")
+def test_the_confusion_reader(tmp_path):
     (tmp_path / "c.json").write_text('{"confusion_matrix": [[1, 2], [3]]}')
     with pytest.raises(DataError, match="confusion_matrix"):
         plots.load_confusion(tmp_path / "c.json")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,8 +36,9 @@ def tree_digests(folder: Path) -> dict[str, str]:
     }
 
 
-def clone(project: Project, where: Path, env: dict | None = None) -> Project:
-    run(["git", "clone", "-q", str(project.root), str(where)], project.root.parent)
+def clone(project: Project, where: Path, env: dict | None = None, source=None) -> Project:
+    """A git clone of ``source`` (default: ``project``) with ``project``'s environment."""
+    run(["git", "clone", "-q", str(source or project.root), str(where)], project.root.parent)
     return Project(where, {**project.env, "PYTHONPATH": str(where / "src"), **(env or {})})
 
 
@@ -54,20 +56,39 @@ def test_local_folder_remote_round_trip(finished_project, tmp_path):
     assert b.outputs() == a.outputs()
 
 
-def test_run_cache_restores_train_instead_of_retraining(experimented_template, tmp_path):
-    a = experimented_template.copy(tmp_path / "a")  # A tried hidden_size 24, uncommitted
-    a.dvc("remote", "add", "-d", "shared", str(tmp_path / "remote"))
+def test_run_cache_recipe_lets_a_teammate_skip_a_run_someone_shared(finished_template, tmp_path):
+    """The README's recipe, command for command. A runs an experiment, goes back to the
+    commit (so the workspace no longer holds its outputs) and shares it; B, a fresh clone
+    given the same params, checks the run's outputs out instead of training."""
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], tmp_path)
+    a = finished_template.copy(tmp_path / "a")
+    a.git("remote", "add", "origin", str(origin))
+    a.dvc("remote", "add", "-d", "shared", str(tmp_path / "remote"))  # absolute: see README
     a.git("commit", "-qm", "remote", ".dvc/config")
-    a.dvc("push", "--run-cache", "--all-commits")  # the committed run, this one, the records
+    a.git("push", "-q", "origin", "HEAD:main")
+    a.dvc("push")
+    a.dvc("exp", "run", "-n", "wider", "-S", "train.hidden_size=24")
+    model = "data/model/model.npz"
+    wider = sha256_file(a.root / model)
+    shutil.copy(a.root / "data/eval/metrics.json", tmp_path / "wider-metrics.json")
+    a.git("checkout", "--", ".")
+    a.dvc("checkout")  # the README's way back: the workspace holds the commit's outputs
+    # `dvc push --run-cache` would upload the records and only the workspace's outputs, so
+    # the record of `wider` would point at a model the remote lacks; this uploads both.
+    shared = a.dvc("exp", "push", "--run-cache", "origin", "wider")
+    assert "Pushed experiment wider" in shared.stdout
 
-    b = clone(a, tmp_path / "teammate")
-    b.dvc("pull", "--run-cache")
-    b.set_params("train", hidden_size=24)
-    result = b.dvc("repro", "--pull")  # --pull: fetch the cached run's outputs it needs
+    b = clone(a, tmp_path / "teammate", source=origin)
+    result = b.dvc("exp", "run", "--pull", "-S", "train.hidden_size=24")
     assert "Stage 'train' is cached - skipping run, checking out outputs" in result.stdout
     assert "Running stage 'train'" not in result.stdout
-    model = "data/model/model.npz"
-    assert sha256_file(b.root / model) == sha256_file(a.root / model)
+    # evaluate reruns (seconds): its results are files kept in git, which the run-cache
+    # does not store; it writes the same bytes as A's
+    assert sha256_file(b.root / model) == wider
+    assert (b.root / "data/eval/metrics.json").read_bytes() == (
+        tmp_path / "wider-metrics.json"
+    ).read_bytes()
 
 
 def test_a_corrupted_remote_object_never_reaches_the_workspace(finished_project, tmp_path):

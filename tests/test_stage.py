@@ -24,20 +24,19 @@ import pytest
 import yaml
 
 from bad_params import CASES, FILES
-from conftest import ROOT, digests_of, sha256_file, write_keras_npz
+from conftest import ROOT, sha256_file, write_keras_npz, write_sources
 from mnistnet import stage
 from mnistnet.storage import save_npz
 
 STAGE_ARGS = {
-    "download": ["--out", "data/raw/mnist.npz"],
+    "download": ["--sources", "data/mnist-sources.yaml", "--out", "data/raw/mnist.npz"],
     "preprocess": ["--raw", "data/raw/mnist.npz", "--out", "data/processed"],
     "augment": ["--train", "data/processed/train.npz", "--out", "data/augmented/pool.npz"],
     "train": ["--data", "data/processed", "--pool", "data/augmented/pool.npz",
-              "--model", "data/model/model.npz",
-              "--history", "data/train/history.csv", "--metrics", "data/train/metrics.json"],
+              "--model", "data/model/model.npz", "--live", "data/train"],
     "evaluate": ["--model", "data/model/model.npz", "--test", "data/processed/test.npz",
                  "--out", "data/eval"],
-    "plot": ["--history", "data/train/history.csv", "--eval", "data/eval", "--test",
+    "plot": ["--live", "data/train", "--eval", "data/eval", "--test",
              "data/processed/test.npz", "--train", "data/processed/train.npz",
              "--pool", "data/augmented/pool.npz", "--model", "data/model/model.npz",
              "--out", "data/plots"],
@@ -88,8 +87,8 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def tiny_params(folder: Path, tiny) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["download"]["sources"] = [{"url": str(write_keras_npz(tiny, folder / "tiny.npz"))}]
-    params["download"]["digests"] = digests_of(tiny)
+    write_sources(folder / "data/mnist-sources.yaml", tiny,
+                  str(write_keras_npz(tiny, folder / "tiny.npz")))  # fmt: skip
     params["preprocess"]["val_size"] = 40
     params["train"].update(epochs=2, batch_size=32, hidden_size=16)
     return params
@@ -128,7 +127,8 @@ def test_bad_params_fail_in_one_line_and_keep_outputs(finished, case):
 @pytest.mark.parametrize(
     ("text", "message"),
     [(None, "params file not found"), (b"train: [unclosed\n", "invalid YAML"),
-     (b"- a list\n", "expected a mapping of sections"), *((f[1], f[2]) for f in FILES)],
+     (b"- a list\n", "expected a mapping of keys at the top level"),
+     *((f[1], f[2]) for f in FILES)],
 )  # fmt: skip
 def test_unreadable_params_files(finished, text, message):
     if text is not None:
@@ -179,8 +179,8 @@ BAD_DATA = [
      "do not form a 784-h-k network"),
     ("evaluate", "data/model/model.npz", lambda p: huge_outputs(p, overflow=True),
      "outputs overflow to infinity on the test set"),
-    ("plot", "data/train/history.csv", lambda p: p.write_text("nonsense\n1\n"),
-     "not a training history"),
+    ("plot", "data/train/plots/metrics/train/loss.tsv", lambda p: p.write_text("nonsense\n1\n"),
+     "not a DVCLive metric file"),
 ]  # fmt: skip
 
 
@@ -296,8 +296,7 @@ def test_disk_full_on_a_real_small_filesystem(finished, tmp_path):
         write_params(finished, "wide.yaml", params)
         args = [sys.executable, str(ROOT / "stages/train.py"), "--params", "wide.yaml",
                 "--data", "data/processed", "--pool", "data/augmented/pool.npz",
-                "--model", str(old), "--history", str(tmp_path / "h.csv"),
-                "--metrics", str(tmp_path / "m.json")]  # fmt: skip
+                "--model", str(old), "--live", str(tmp_path / "live")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         result = subprocess.run(args, cwd=finished, capture_output=True, text=True, env=env)
         assert result.returncode == 1

@@ -19,6 +19,7 @@ section of ``params.yaml`` and call into it. Module map:
 - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
 - ``batches``    the shuffled, augmented mini-batches each epoch shows the network
 - ``train``      the mini-batch training loop
+- ``history``    its per-epoch log, written with DVCLive and read back
 - ``checkpoint`` saving and loading trained models (``.npz``, no pickle)
 - ``metrics``    test-set scores, per-class reports, confusion and mistake lists
 - ``plots``      the PNG figures of the plot stage

@@ -100,23 +100,23 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def read_params(path: str | os.PathLike) -> dict[str, Any]:
-    """Read ``params.yaml`` (safe loader only) and return its top-level mapping."""
+def read_params(path: str | os.PathLike, what: str = "params file") -> dict[str, Any]:
+    """Read ``params.yaml`` (or another YAML file of this project's, ``what``) with the strict
+    loader and return its top-level mapping."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: params file not found. Run from the project root (where params.yaml "
-            f"is), or give the path of your params file."
+            f"{path}: {what} not found. Run from the project root (where params.yaml is), "
+            f"or give the path of your {what}."
         ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read it ({e.strerror or e}).") from None
     if len(data) > MAX_BYTES:
         raise ConfigError(
-            f"{path}: over {MAX_BYTES:,} bytes; a params file is a few KB. Check it is the "
-            f"right file."
+            f"{path}: over {MAX_BYTES:,} bytes; a {what} is a few KB. Check it is the right file."
         )
     try:
         text = data.decode("utf-8")
@@ -130,7 +130,7 @@ def read_params(path: str | os.PathLike) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}:{_yaml_problem(e)}. Fix it and rerun.") from None
     if not isinstance(params, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level.")
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level.")
     return params
 
 
@@ -216,7 +216,7 @@ def problems(error: ValidationError, cls: type[Section], where: str) -> list[str
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         lines.insert(
             0,
-            f"{where}: unknown key(s) {named}{more}; allowed keys are {allowed}. "
+            f"{where or 'the file'}: unknown key(s) {named}{more}; allowed keys are {allowed}. "
             f"Check the spelling.",
         )
     return lines
@@ -267,7 +267,7 @@ def _field(cls: type[Section], loc: tuple):
 def _dotted(where: str, loc: tuple) -> str:
     key = where
     for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
     return key
 
 

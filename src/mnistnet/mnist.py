@@ -8,4 +8,3 @@ SIDE = 28  # pixels per side of an image
 SHAPE = (SIDE, SIDE)  # one image, (rows, columns)
 PIXELS = SIDE * SIDE  # 784: features of one flattened image (d)
 CLASSES = 10  # the digits 0-9 (k)
-TRAIN_IMAGES = 60_000  # in canonical MNIST's training set (and 10,000 in its test set)

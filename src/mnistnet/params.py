@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mnistnet import augment, train
 from mnistnet.augment import AugmentConfig
 from mnistnet.config import Section, from_mapping, read_params, shown
-from mnistnet.download import DownloadConfig
+from mnistnet.download import SOURCES_FILE, DownloadConfig, load_sources
 from mnistnet.errors import ConfigError
-from mnistnet.mnist import TRAIN_IMAGES
 from mnistnet.plots import PlotConfig
 from mnistnet.preprocess import PreprocessConfig, check_val_size
 from mnistnet.storage import npz_shape
@@ -43,7 +42,9 @@ class ParamsFile(BaseModel):
     """params.yaml: one section per stage, each read by that stage alone."""
 
     model_config = ConfigDict(extra="forbid", title="mnistnet params.yaml")
-    download: DownloadConfig = Field(description="fetching and verifying MNIST")
+    download: DownloadConfig = Field(
+        description="fetching MNIST (its sources: " + SOURCES_FILE + ")"
+    )
     preprocess: PreprocessConfig = Field(description="the validation split")
     augment: AugmentConfig = Field(description="distorted copies of the training images")
     train: TrainConfig = Field(description="the network and its training")
@@ -73,19 +74,25 @@ def check(path: str | os.PathLike) -> tuple[dict[str, Section], list[str]]:
             valid[name] = from_mapping(cls, params[name], name)
         except ConfigError as e:
             problems += str(e).splitlines()
-    problems += cross_section_problems(valid, training_images(path, valid.get("download")))
+    problems += cross_section_problems(valid, training_images(path, problems))
     return valid, problems
 
 
-def training_images(params_path: str | os.PathLike, download: DownloadConfig | None) -> int | None:
-    """How many training images the download stage yields: the count in its output file
-    beside the params file if there is one, else canonical MNIST's (None: not known)."""
+def training_images(params_path: str | os.PathLike, problems: list[str]) -> int | None:
+    """How many training images the download stage yields: the count in its output beside
+    the params file, else the sources file's; None where neither is there (a params file
+    checked on its own). Problems in the sources file are added to ``problems``."""
     shape = npz_shape(Path(params_path).parent / RAW_FILE, "x_train")
     if shape:
         return shape[0]
-    if download is not None and download.digests == DownloadConfig().digests:
-        return TRAIN_IMAGES
-    return None
+    sources = Path(params_path).parent / SOURCES_FILE
+    if not sources.is_file():
+        return None
+    try:
+        return load_sources(sources).train_images
+    except ConfigError as e:
+        problems += str(e).splitlines()
+        return None
 
 
 def cross_section_problems(sections: dict[str, Any], n_train: int | None = None) -> list[str]:

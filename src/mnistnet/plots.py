@@ -54,7 +54,8 @@ def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> None:
 def training_curves(history: dict[str, list]) -> Figure:
     """Loss (log scale) and accuracy per epoch, train and validation side by side.
 
-    ``history`` maps the history CSV's columns to lists; missing validation values are None.
+    ``history`` maps ``epoch`` and each metric to a list (``history.read``); validation
+    values are None where there was no validation split.
     """
     fig = _figure(figsize=(11, 4.2), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -197,21 +198,6 @@ def per_class_accuracy(cm: np.ndarray) -> Figure:
 
 
 # --- reading the files the pictures are drawn from ----------------------------------------
-
-
-def load_history(path: str | os.PathLike) -> dict[str, list]:
-    """The train stage's history CSV as columns; empty cells (no validation) become None."""
-    fix = "Rerun the train stage: dvc repro train"
-    if not Path(path).is_file():
-        raise missing_file(path, fix)
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"epoch", "train_loss", "val_loss"} <= set(rows[0]):
-        raise DataError(f"{path}: not a training history with epoch and loss columns. {fix}")
-    try:
-        return {col: [float(r[col]) if r[col] else None for r in rows] for col in rows[0]}
-    except ValueError as e:
-        raise DataError(f"{path}: {e}. {fix}") from e
 
 
 def load_confusion(path: str | os.PathLike) -> np.ndarray:

@@ -196,6 +196,7 @@ def train(
     y_val: np.ndarray | None = None,
     log: Callable[[str], None] = lambda line: None,
     pool: np.ndarray | None = None,
+    on_epoch: Callable[[EpochStats], None] = lambda stats: None,
 ) -> tuple[model.Params, list[EpochStats]]:
     """Train from scratch and return the parameters and one ``EpochStats`` per epoch.
 
@@ -203,8 +204,9 @@ def train(
     None/empty for no validation; ``pool`` uint8 (copies, n, d), distorted copies of x_train
     (``augment.make_pool``): each epoch then shows every image as itself or as one of its
     copies, drawn afresh; ``cfg.shift`` > 0 also translates every image by a whole number of
-    pixels in ±``shift`` per axis, drawn afresh each epoch. Raises ``TrainingDiverged`` if
-    the loss stops being finite.
+    pixels in ±``shift`` per axis, drawn afresh each epoch. ``on_epoch`` is called with each
+    epoch's ``EpochStats`` as it ends (the train stage logs them with DVCLive). Raises
+    ``TrainingDiverged`` if the loss stops being finite.
     """
     dtype = np.dtype(cfg.dtype)
     X = np.ascontiguousarray(x_train, dtype=dtype)  # (n, d)
@@ -245,6 +247,7 @@ def train(
             val_loss, val_acc = evaluate(params, Xv, y_val)
         stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, lr)
         history.append(stats)
+        on_epoch(stats)
         log(format_epoch(stats, cfg.epochs, time.perf_counter() - began))
     log(f"trained {cfg.epochs} epochs in {format_duration(time.perf_counter() - began)}")
     return params, history
@@ -273,35 +276,3 @@ def format_duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
-
-
-def history_csv(history: list[EpochStats]) -> str:
-    """The per-epoch history as CSV text for DVC plots (no wall times: outputs must not vary).
-
-    Validation columns are left empty when there was no validation split.
-    """
-    lines = [",".join(HISTORY_COLUMNS)]
-    for s in history:
-        values = [s.epoch, s.train_loss, s.train_accuracy, s.val_loss, s.val_accuracy, s.lr]
-        lines.append(",".join("" if v is None else _number(v) for v in values))
-    return "\n".join(lines) + "\n"
-
-
-def final_metrics(history: list[EpochStats]) -> dict:
-    """Metrics of the last epoch, nested for ``dvc metrics``: ``train.loss``, ``val.accuracy``…"""
-    last = history[-1]
-    metrics = {"epochs": len(history), "train": _pair(last.train_loss, last.train_accuracy)}
-    if last.val_loss is not None:
-        metrics["val"] = _pair(last.val_loss, last.val_accuracy)
-    return metrics
-
-
-def _pair(loss: float, accuracy: float) -> dict:
-    return {"loss": round(loss, 6), "accuracy": round(accuracy, 6)}
-
-
-def _number(v: float | int) -> str:
-    return str(v) if isinstance(v, int) else f"{v:.6g}"

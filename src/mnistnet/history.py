@@ -1,0 +1,94 @@
+"""The per-epoch training log: what the train stage logs through DVCLive, and reading it back.
+
+DVCLive (``Live(folder)``) writes, as each epoch ends, ``folder/metrics.json`` (the latest
+value of each metric, nested by the ``/`` in its name, and ``"step"``, the epoch counted from
+0) and one ``folder/plots/metrics/NAME.tsv`` per metric (a ``step<TAB>NAME`` row per epoch).
+DVC reads them as the train stage's metrics and plots; ``dvc exp show`` reads them while a run
+is still going, and the VS Code extension refreshes its plots on DVCLive's step signal. They
+are a log: written as training goes, they show the epochs that finished when a run is
+interrupted. No timestamps are logged, so the same run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+from mnistnet.errors import DataError
+from mnistnet.storage import missing_file
+
+# EpochStats field → DVCLive metric name (train/loss → "train.loss" in dvc exp show)
+METRICS = {
+    "train_loss": "train/loss",
+    "train_accuracy": "train/accuracy",
+    "val_loss": "val/loss",
+    "val_accuracy": "val/accuracy",
+    "lr": "lr",
+}
+FIX = "Rerun the train stage: dvc repro train"
+
+
+def open_log(folder: str | os.PathLike) -> Any:
+    """A DVCLive logger writing into ``folder``, as a pipeline stage must use one: it neither
+    edits dvc.yaml (dvc.yaml declares its files) nor saves experiments, and writes no report."""
+    from dvclive import Live  # imported here: only the train stage logs
+
+    class Log(Live):
+        def post_data_to_studio(self) -> None:
+            # DVCLive 3.49 prepares Studio's update at every step, Studio or not, by reading
+            # back every metric file: quadratic in the epochs (the notebook's 1,000 epochs
+            # spent 15 s on it, 10 ms a step by the end). Without Studio, skip it.
+            if "data" not in self._studio_events_to_skip:
+                super().post_data_to_studio()
+
+        def end(self) -> None:
+            super().end()
+            if self._dvc_repo is not None and not self._inside_with:
+                self._dvc_repo.close()  # DVCLive leaves the git repository it opened open
+                self._dvc_repo = None
+
+    return Log(str(folder), dvcyaml=False, save_dvc_exp=False, report=None)
+
+
+def log_epoch(live: Any, stats: Any) -> None:
+    """Log one ``train.EpochStats`` and end DVCLive's step (its files are written now)."""
+    for field, name in METRICS.items():
+        value = getattr(stats, field)
+        if value is not None:  # no validation split: no val/ metrics
+            live.log_metric(name, _shown(field, value))
+    live.next_step()
+
+
+def _shown(field: str, value: float) -> float:
+    # six decimals for losses and accuracies, six significant digits for the learning
+    # rate (it decays to ~1e-9): readable files and tables, the same digits every run
+    return float(f"{value:.6g}") if field == "lr" else round(value, 6)
+
+
+def read(folder: str | os.PathLike) -> dict[str, list]:
+    """The log in ``folder`` as columns: ``epoch`` and each ``METRICS`` field, a value per
+    epoch (None for a metric not logged, such as val/ without a validation split)."""
+    folder = Path(folder) / "plots" / "metrics"
+    columns: dict[str, list] = {}
+    for field, name in METRICS.items():
+        path = folder / f"{name}.tsv"
+        if not path.is_file():
+            if field == "train_loss":
+                raise missing_file(path, FIX)
+            continue
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+            steps = [int(row["step"]) for row in rows]
+            columns[field] = [float(row[os.path.basename(name)]) for row in rows]
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise DataError(f"{path}: not a DVCLive metric file ({e}). {FIX}") from e
+        if "epoch" in columns and steps != columns["epoch"]:
+            raise DataError(f"{path}: its steps do not match train/loss's. {FIX}")
+        columns["epoch"] = steps
+    if not columns["epoch"]:
+        raise DataError(f"{folder}: the training log is empty. {FIX}")
+    return {field: columns.get(field, [None] * len(columns["epoch"])) for field in
+            ("epoch", *METRICS)}  # fmt: skip
