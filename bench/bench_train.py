@@ -193,7 +193,7 @@ def train_stage_peak_rss_mb(copies: int) -> float | None:
         sys.executable, str(ROOT / "stages/train.py"), "--params", str(params),
         "--data", str(ROOT / "data/processed"), "--pool", str(pool),
         "--model", str(out / "model.npz"),
-        "--history", str(out / "history.csv"), "--metrics", str(out / "metrics.json"),
+        "--live", str(out / "live"),
     ]  # fmt: skip
     subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
