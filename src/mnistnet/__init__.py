@@ -26,6 +26,7 @@ section of ``params.yaml`` and call into it. Module map:
 - ``plots_html`` the offline HTML template for ``dvc plots show``
 - ``predict``    reading and normalizing your own digit images
 - ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
+- ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
 - ``stage``      what every stage script shares: progress lines, errors, all-or-nothing outputs
 - ``cli``        the ``mnistnet`` command
 

@@ -8,6 +8,8 @@
   restored with ``dvc checkout``.
 - ``mnistnet schema [--out FILE]`` prints the JSON Schema of params.yaml (editors use it).
 - ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
+- ``mnistnet report --base REV --out DIR`` writes a Markdown report of the workspace against a
+  git revision (params, metrics, charts as PNGs): what CI posts on a pull request.
 
 Each command imports only what it needs, so ``predict`` starts without matplotlib.
 """
@@ -141,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print the README's table instead")
     p = command("plots-template", "write the offline HTML template for dvc plots show")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
+    p = command("report", "Markdown report of the workspace against a git revision, with charts")
+    p.add_argument("--base", required=True, help="the revision to compare with, e.g. main")
+    p.add_argument("--out", required=True, help="folder for report.md and the chart PNGs")
+    p.add_argument("--charts-url", help="link the charts here instead of embedding the PNGs")
     return top
 
 
@@ -151,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return check(args.params)
     if args.command == "schema":
         return schema(args.out, args.markdown)
+    if args.command == "report":
+        return report(args.base, args.out, args.charts_url)
     if args.command == "serve":
         from mnistnet.serve import serve
 
@@ -161,6 +169,19 @@ def run(args: argparse.Namespace) -> int:
 
     write_offline_template(args.path)
     print(f"wrote {args.path}")
+    return 0
+
+
+def report(base: str, out: str, charts_url: str | None) -> int:
+    from mnistnet.errors import Error
+    from mnistnet.report import report as write_report
+
+    try:
+        path = write_report(base, out, charts_url=charts_url)
+    except Error as e:
+        error(str(e))
+        return 1
+    print(f"wrote {path}")
     return 0
 
 
