@@ -123,6 +123,7 @@ def draw_charts(plots: dict, out: Path) -> dict[str, Path]:
     for title, name in CHARTS.items():
         specs = [p for p in plots.get(title, []) if p.get("type") == "vega"]
         if not specs:
+            (out / name).unlink(missing_ok=True)  # not a stale chart from an earlier report
             continue
         png = vl_convert.vegalite_to_png(specs[0]["content"], scale=2)
         with atomic_path(out / name) as tmp:
