@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistnet.errors import ConfigError, Error
-from mnistnet.storage import atomic_path, write_text
+from mnistnet.storage import all_or_nothing, atomic_path, write_text
 
 # dvc.yaml's top-level plots (by title) → the PNG each becomes
 CHARTS = {
@@ -115,20 +115,15 @@ def metrics_table(metrics: dict, base: str) -> list[str]:
     return [f"| File | Metric | {base} | this change | Change |", "|---|---|---:|---:|---:|", *rows]
 
 
-def draw_charts(plots: dict, out: Path) -> dict[str, Path]:
-    """Each chart of ``CHARTS`` that ``dvc plots diff`` returned, drawn to PNG in ``out``."""
+def draw_charts(plots: dict) -> dict[str, bytes]:
+    """Each chart of ``CHARTS`` that ``dvc plots diff`` returned, as PNG bytes by file name."""
     import vl_convert  # imported here: only the report draws charts
 
     drawn = {}
     for title, name in CHARTS.items():
         specs = [p for p in plots.get(title, []) if p.get("type") == "vega"]
-        if not specs:
-            (out / name).unlink(missing_ok=True)  # not a stale chart from an earlier report
-            continue
-        png = vl_convert.vegalite_to_png(specs[0]["content"], scale=2)
-        with atomic_path(out / name) as tmp:
-            tmp.write_bytes(png)
-        drawn[title] = out / name
+        if specs:
+            drawn[name] = vl_convert.vegalite_to_png(specs[0]["content"], scale=2)
     return drawn
 
 
@@ -146,8 +141,8 @@ def report(base: str, out: str | os.PathLike, root: str | os.PathLike = ".",
     metrics = dvc_json(root, "metrics", "diff", rev, "--all")
     with tempfile.TemporaryDirectory() as tmp:  # where dvc plots diff puts its image copies
         plots = dvc_json(root, "plots", "diff", rev, "-o", tmp).get("data", {})
-    out.mkdir(parents=True, exist_ok=True)
-    drawn = draw_charts(plots, out)
+    drawn = draw_charts(plots)
+    titles = {name: title for title, name in CHARTS.items() if name in drawn}
 
     lines = [MARKER, f"## This change against `{label}`", "", headline(metrics, label), ""]
     lines += ["### Params", "", *params_table(params, label), ""]
@@ -156,9 +151,15 @@ def report(base: str, out: str | os.PathLike, root: str | os.PathLike = ".",
     if not drawn:
         lines.append("No chart data in either revision.")
     elif charts_url:
-        lines.append(f"{', '.join(drawn)}: PNGs in [this run's artifacts]({charts_url}).")
+        lines.append(f"{', '.join(titles.values())}: PNGs in [this run's artifacts]({charts_url}).")
     else:
-        lines += [f"![{title}]({path.name})" for title, path in drawn.items()]
+        lines += [f"![{title}]({name})" for name, title in titles.items()]
     lines += ["", f"Both revisions overlaid; `dvc plots diff {rev}` draws them interactively."]
-    write_text(out / "report.md", "\n".join(lines) + "\n")
+    with all_or_nothing():  # the Markdown and its charts together, or none of them
+        for name, png in drawn.items():
+            with atomic_path(out / name) as tmp:
+                tmp.write_bytes(png)
+        write_text(out / "report.md", "\n".join(lines) + "\n")
+    for name in set(CHARTS.values()) - set(drawn):  # no stale chart from an earlier report
+        (out / name).unlink(missing_ok=True)
     return out / "report.md"
