@@ -67,8 +67,13 @@ def training_curves(history: dict[str, list]) -> Figure:
         label = "training" if split == "train" else "validation"
         loss_ax.plot(epochs, loss, style, marker="o", markersize=3, label=label)
         acc_ax.plot(epochs, [100 * a for a in acc], style, marker="o", markersize=3, label=label)
-    loss_ax.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss (log scale)", yscale="log")
-    acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    loss_ax.set(
+        title="Cross-entropy loss",
+        xlabel="epoch (counted from 0)",
+        ylabel="loss (log scale)",
+        yscale="log",
+    )
+    acc_ax.set(title="Accuracy", xlabel="epoch (counted from 0)", ylabel="accuracy (%)")
     for ax in (loss_ax, acc_ax):  # epochs are whole numbers: no 2.5 on the axis
         ax.xaxis.set_major_locator(_integer_ticks())
     for ax in (loss_ax, acc_ax):
