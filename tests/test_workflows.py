@@ -268,7 +268,9 @@ def team(finished_template, tmp_path):
     return project, origin, remote, env
 
 
-def github(origin: Path, remote: Path, **more: str) -> dict[str, str]:
+def github(remote: Path, **more: str) -> dict[str, str]:
+    """The expressions the workflows use, as GitHub would fill them in; the DVC_REMOTE_URL
+    secret is the folder remote."""
     return {
         "secrets.DVC_REMOTE_URL": str(remote),
         "secrets.AWS_ACCESS_KEY_ID": "",
@@ -302,7 +304,7 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
     project, origin, remote, env = team
     job = load("pr-report.yml")["jobs"]["report"]
     base, head = open_pull_request(project, "wider", 24)
-    runner = Runner(tmp_path, github(origin, remote, **{
+    runner = Runner(tmp_path, github(remote, **{
         "github.event.pull_request.number": "7",
         "github.event.pull_request.base.sha": base,
         "github.event.pull_request.head.sha": head,
@@ -338,7 +340,7 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
 def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team, tmp_path):
     project, origin, remote, env = team
     workflow = load("sweep.yml")
-    runner = Runner(tmp_path, github(origin, remote, **{
+    runner = Runner(tmp_path, github(remote, **{
         "inputs.grid": "train.lr=0.1,0.05 train.hidden_size=8",
     }), {**env, "GITHUB_RUN_NUMBER": "5"})  # fmt: skip
     main = (str(origin), "main")
@@ -378,7 +380,7 @@ def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team
 
 def test_a_bad_sweep_grid_stops_before_any_job_with_the_reason(team, tmp_path):
     project, origin, remote, env = team
-    runner, plan = Runner(tmp_path, github(origin, remote), env), load("sweep.yml")["jobs"]["plan"]
+    runner, plan = Runner(tmp_path, github(remote), env), load("sweep.yml")["jobs"]["plan"]
     for grid, reason in [("train.lr=0.1;touch${IFS}x", "is not a plain value"),
                          ("train.lrr=0.1", "train.lrr: not a key of params.yaml"),
                          ("lr=0.1", "expected section.key=V1,V2")]:  # fmt: skip
