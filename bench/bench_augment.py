@@ -31,9 +31,10 @@ RECIPES = {
 }
 # One measurement, in a process of its own: argv = samples, settings as JSON, threads or "".
 TIMING = """
-import mnistnet, json, sys, time
+from mnistnet.pipeline.numerics import pin; pin()
+import json, sys, time
 import numpy as np
-from mnistnet.augment import AugmentConfig, make_pool
+from mnistnet.data.augment import AugmentConfig, make_pool
 samples, settings, threads = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(0)
 x = (rng.random((samples, 784)) < 0.25) * rng.integers(0, 256, (samples, 784))
@@ -60,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "src"))
-    from mnistnet.augment import THREADS
+    from mnistnet.data.augment import THREADS
 
     trees = {"1 thread": (ROOT / "src", 1), f"{THREADS} threads": (ROOT / "src", THREADS)}
     with tempfile.TemporaryDirectory() as scratch:

@@ -29,7 +29,7 @@ def main() -> None:
             path = Path(folder) / "params.yaml"
             path.write_bytes(data)
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "mnistnet.cli", "check", str(path)],
+            done = subprocess.run([sys.executable, "-m", "mnistnet.apps.cli", "check", str(path)],
                                   capture_output=True, text=True, timeout=60)  # fmt: skip
             seconds = time.perf_counter() - started
             lines = done.stderr.splitlines()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dvclive import Live  # noqa: E402
 
-from mnistnet import history  # noqa: E402
+from mnistnet.evaluation import history  # noqa: E402
 
 
 def log(make, steps: int) -> tuple[float, float]:

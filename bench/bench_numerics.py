@@ -20,15 +20,17 @@ import subprocess
 import sys
 import time
 
-from mnistnet import numerics  # first: pins the numerics before NumPy loads
+from mnistnet.pipeline import numerics
+
+numerics.pin()  # first, before NumPy loads, as the stages do
 
 
 def child(samples: int, repeats: int) -> dict:
     import numpy as np
 
-    from mnistnet import model
-    from mnistnet.batches import Batches
-    from mnistnet.train import TrainConfig, Trainer
+    from mnistnet.nn import model
+    from mnistnet.nn.batches import Batches
+    from mnistnet.nn.train import TrainConfig, Trainer
 
     numerics.apply()  # sets the pinned thread count, as every stage does
     running = numerics.describe()

@@ -91,7 +91,7 @@ def main() -> None:
             Image.fromarray(255 - digit).resize((200, 200), Image.BICUBIC).save(paths[-1])
         batch = Path(folder) / "batch.npy"
         np.save(batch, images)
-        command = [sys.executable, "-m", "mnistnet.cli", "predict", "--model", str(MODEL)]
+        command = [sys.executable, "-m", "mnistnet.apps.cli", "predict", "--model", str(MODEL)]
         one = timed([*command, paths[0]])
         many = timed([*command, *paths])
         array = timed([*command, str(batch)])

@@ -65,7 +65,7 @@ class Server:
 
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0", "--quiet",
+            [sys.executable, "-m", "mnistnet.apps.cli", "serve", "--port", "0", "--quiet",
              "--model", str(MODEL)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit,
         )  # fmt: skip

@@ -18,9 +18,10 @@ real train stage when `data/processed` exists (run `make run` first).
 
 from __future__ import annotations
 
-import mnistnet  # noqa: F401  first: pins the numerics (numerics.py) before NumPy loads
+from mnistnet.pipeline.numerics import pin
 
-# isort: split
+pin()  # first, before NumPy loads, as the stages do
+
 import argparse
 import os
 import resource
@@ -31,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistnet import model
-from mnistnet.batches import Batches
-from mnistnet.train import TrainConfig, Trainer, evaluate
+from mnistnet.nn import model
+from mnistnet.nn.batches import Batches
+from mnistnet.nn.train import TrainConfig, Trainer, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,9 +162,10 @@ def blas_threads() -> int:
 
 POOL_FILE = """
 import sys, json
-import mnistnet, numpy as np
-from mnistnet.augment import AugmentConfig, save_pool
-from mnistnet.preprocess import split_meta
+from mnistnet.pipeline.numerics import pin; pin()
+import numpy as np
+from mnistnet.data.augment import AugmentConfig, save_pool
+from mnistnet.data.preprocess import split_meta
 copies, train, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 meta = split_meta(train)
 n = len(np.load(train)["y"])

@@ -44,7 +44,7 @@ def screenshot() -> None:
     chromium = find_chromium()
     if chromium is None:
         sys.exit("no chromium: apt-get install -y chromium")
-    server = subprocess.Popen([sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0",
+    server = subprocess.Popen([sys.executable, "-m", "mnistnet.apps.cli", "serve", "--port", "0",
                                "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         url = server.stdout.readline().split("at ", 1)[1].split()[0]

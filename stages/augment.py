@@ -1,12 +1,16 @@
 """Stage `augment`: distorted copies of the training images, made once and cached by DVC."""
 
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+
 import argparse
 
-import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet.augment import AugmentConfig, check_memory, make_pool, save_pool
-from mnistnet.config import load_section
-from mnistnet.preprocess import load_split, split_meta
-from mnistnet.stage import log, run
+from mnistnet.data.augment import AugmentConfig, check_memory, make_pool, save_pool
+from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.pipeline.config import load_section
+from mnistnet.pipeline.stage import log, run
 
 
 def main() -> None:

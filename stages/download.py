@@ -1,14 +1,18 @@
 """Stage `download`: fetch raw MNIST from the first source in the sources file that verifies."""
 
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+
 import argparse
 import tempfile
 from pathlib import Path
 
-import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet.config import load_section
-from mnistnet.download import DownloadConfig, fetch_mnist, load_sources
-from mnistnet.stage import log, run
-from mnistnet.storage import save_npz
+from mnistnet.data.download import DownloadConfig, fetch_mnist, load_sources
+from mnistnet.pipeline.config import load_section
+from mnistnet.pipeline.stage import log, run
+from mnistnet.pipeline.storage import save_npz
 
 
 def main() -> None:

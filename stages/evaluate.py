@@ -1,22 +1,26 @@
 """Stage `evaluate`: score the trained model on the test split; write metrics and mistakes."""
 
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+
 import argparse
 import json
 from pathlib import Path
 
-import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet.checkpoint import check_prepared_alike, load_model
-from mnistnet.errors import DataError
-from mnistnet.metrics import (
+from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.evaluation.metrics import (
     classes_report,
     confusion_rows_csv,
     evaluate_model,
     metrics_json,
     misclassified_csv,
 )
-from mnistnet.preprocess import load_split, split_meta
-from mnistnet.stage import log, run
-from mnistnet.storage import write_text
+from mnistnet.nn.checkpoint import check_prepared_alike, load_model
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.stage import log, run
+from mnistnet.pipeline.storage import write_text
 
 
 def main() -> None:

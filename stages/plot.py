@@ -1,20 +1,24 @@
 """Stage `plot`: draw the training curves, confusion matrix, mistakes and learned weights."""
 
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+
 import argparse
 from pathlib import Path
 
-import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet import history, plots
-from mnistnet.augment import load_pool
-from mnistnet.batches import epoch_views
-from mnistnet.checkpoint import load_model
-from mnistnet.config import load_section
-from mnistnet.errors import ConfigError
-from mnistnet.mnist import CLASSES, PIXELS, SHAPE
-from mnistnet.model import init_params, kept_start
-from mnistnet.preprocess import load_split, split_meta
-from mnistnet.stage import run
-from mnistnet.streams import Streams
+from mnistnet.data.augment import load_pool
+from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
+from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.evaluation import history, plots
+from mnistnet.nn.batches import epoch_views
+from mnistnet.nn.checkpoint import load_model
+from mnistnet.nn.model import init_params, kept_start
+from mnistnet.nn.streams import Streams
+from mnistnet.pipeline.config import load_section
+from mnistnet.pipeline.errors import ConfigError
+from mnistnet.pipeline.stage import run
 
 EXAMPLES = 8  # training images shown as the network sees them
 EPOCHS_SHOWN = 8  # successive epochs of each

@@ -1,13 +1,17 @@
 """Stage `preprocess`: flatten, scale to [0, 1], one-hot, and hold out a validation split."""
 
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+
 import argparse
 from pathlib import Path
 
-import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet.config import load_section
-from mnistnet.preprocess import PreprocessConfig, load_raw, preprocess
-from mnistnet.stage import log, run
-from mnistnet.storage import save_npz
+from mnistnet.data.preprocess import PreprocessConfig, load_raw, preprocess
+from mnistnet.pipeline.config import load_section
+from mnistnet.pipeline.stage import log, run
+from mnistnet.pipeline.storage import save_npz
 
 
 def main() -> None:

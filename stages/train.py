@@ -1,18 +1,22 @@
 """Stage `train`: fit the network on the processed training split; save the model, and log
 every epoch with DVCLive."""
 
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+
 import argparse
 from pathlib import Path
 
-import _venv  # noqa: F401  first: a clear error when run outside .venv
-from mnistnet import history
-from mnistnet.augment import load_pool
-from mnistnet.checkpoint import save_model
-from mnistnet.config import load_section
-from mnistnet.preprocess import load_split, split_meta
-from mnistnet.stage import log, run
-from mnistnet.storage import npz_shape
-from mnistnet.train import TrainConfig, check_memory, train
+from mnistnet.data.augment import load_pool
+from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.evaluation import history
+from mnistnet.nn.checkpoint import save_model
+from mnistnet.nn.train import TrainConfig, check_memory, train
+from mnistnet.pipeline.config import load_section
+from mnistnet.pipeline.stage import log, run
+from mnistnet.pipeline.storage import npz_shape
 
 
 def main() -> None:

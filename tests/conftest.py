@@ -3,9 +3,10 @@ server, and a copy of the project in a temporary git + DVC repository."""
 
 from __future__ import annotations
 
-import mnistnet  # noqa: F401  first: pins the numerics before NumPy loads, as every stage does
+from mnistnet.pipeline.numerics import pin
 
-# isort: split
+pin()  # first, before NumPy loads, as every stage does
+
 import gzip
 import hashlib
 import http.server
@@ -72,7 +73,7 @@ def write_keras_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def write_idx_folder(arrays: dict[str, np.ndarray], folder: Path) -> Path:
-    from mnistnet.download import IDX_FILES
+    from mnistnet.data.download import IDX_FILES
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, filename in IDX_FILES.items():

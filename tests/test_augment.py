@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mnistnet.augment import (
+from mnistnet.data.augment import (
     AugmentConfig,
     distort,
     elastic_fields,
@@ -14,8 +14,8 @@ from mnistnet.augment import (
     make_pool,
     warp,
 )
-from mnistnet.preprocess import PreprocessConfig, normalize, preprocess
-from mnistnet.train import TrainConfig, train
+from mnistnet.data.preprocess import PreprocessConfig, normalize, preprocess
+from mnistnet.nn.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +189,8 @@ def test_training_on_the_pool_learns_and_is_reproducible(tiny):
 
 
 def test_a_pool_made_from_another_split_is_refused(tmp_path, images):
-    from mnistnet.augment import load_pool, save_pool
-    from mnistnet.errors import DataError
+    from mnistnet.data.augment import load_pool, save_pool
+    from mnistnet.pipeline.errors import DataError
 
     cfg = AugmentConfig(copies=1)
     made_from = {"seed": 0, "split": "train", "val_size": 40}

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mnistnet.augment import AugmentConfig, make_pool
-from mnistnet.batches import Batches, epoch_views
-from mnistnet.preprocess import normalize
+from mnistnet.data.augment import AugmentConfig, make_pool
+from mnistnet.data.preprocess import normalize
+from mnistnet.nn.batches import Batches, epoch_views
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

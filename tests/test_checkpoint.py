@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from mnistnet import model
-from mnistnet.checkpoint import check_prepared_alike, load_model, save_model
-from mnistnet.errors import DataError
-from mnistnet.storage import save_npz
-from mnistnet.train import TrainConfig
+from mnistnet.nn import model
+from mnistnet.nn.checkpoint import check_prepared_alike, load_model, save_model
+from mnistnet.nn.train import TrainConfig
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import save_npz
 
 
 def params(h=16):

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mnistnet import __version__, model
-from mnistnet.checkpoint import save_model
-from mnistnet.cli import main
-from mnistnet.train import TrainConfig
+from mnistnet import __version__
+from mnistnet.apps.cli import main
+from mnistnet.nn import model
+from mnistnet.nn.checkpoint import save_model
+from mnistnet.nn.train import TrainConfig
 
 
 def test_version(capsys):
@@ -38,7 +39,7 @@ def test_a_closed_pipe_ends_predict_quietly(tmp_path):
     save_model(tmp_path / "model.npz", params, TrainConfig(hidden_size=8))
     images = np.random.default_rng(1).integers(0, 256, (3000, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "many.npy", images)  # 3,000 lines: more than a pipe buffers
-    command = [sys.executable, "-m", "mnistnet.cli", "predict", "--model",
+    command = [sys.executable, "-m", "mnistnet.apps.cli", "predict", "--model",
                str(tmp_path / "model.npz"), str(tmp_path / "many.npy")]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

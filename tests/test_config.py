@@ -5,11 +5,11 @@ import yaml
 
 from bad_params import CASES, DROP
 from conftest import ROOT
-from mnistnet.config import from_mapping, load_section
-from mnistnet.errors import ConfigError
-from mnistnet.params import SECTIONS
-from mnistnet.preprocess import PreprocessConfig
-from mnistnet.train import TrainConfig
+from mnistnet.apps.params import SECTIONS
+from mnistnet.data.preprocess import PreprocessConfig
+from mnistnet.nn.train import TrainConfig
+from mnistnet.pipeline.config import from_mapping, load_section
+from mnistnet.pipeline.errors import ConfigError
 
 COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
 LOCAL = [c for c in CASES if c.local and c.change is not DROP]

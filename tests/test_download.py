@@ -26,15 +26,15 @@ from conftest import (
     write_keras_npz,
     write_wheel,
 )
-from mnistnet.config import from_mapping
-from mnistnet.download import (
+from mnistnet.data.download import (
     DownloadConfig,
     Sources,
     decode_pickle,
     fetch_mnist,
     load_sources,
 )
-from mnistnet.errors import ConfigError, DataError, NoSourceError
+from mnistnet.pipeline.config import from_mapping
+from mnistnet.pipeline.errors import ConfigError, DataError, NoSourceError
 
 
 def config(tiny, *sources: dict, timeout: float = 5) -> tuple[Sources, DownloadConfig]:
@@ -190,7 +190,7 @@ def test_all_sources_failing_lists_each_and_the_stage_writes_nothing(tiny, tmp_p
 
 
 def test_source_kind_dispatch():
-    from mnistnet.download import source_kind
+    from mnistnet.data.download import source_kind
 
     assert source_kind("https://x/mnist.npz") == "keras-npz"
     assert source_kind("https://x/mnist/") == "idx-folder"

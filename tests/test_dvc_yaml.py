@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "mnistnet"
+
+
+def module_file(name: str) -> Path | None:
+    """The file of module ``mnistnet.a.b`` (``a/b.py``), or None for a package."""
+    path = PACKAGE.joinpath(*name.split(".")[1:])
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -22,29 +27,34 @@ def imported_modules(path: Path) -> set[str]:
             found |= {alias.name for alias in node.names if alias.name.startswith("mnistnet")}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mnistnet"):
             found.add(node.module)
-            for alias in node.names:  # `from mnistnet import plots` imports a module
-                if (PACKAGE / f"{alias.name}.py").exists() and node.module == "mnistnet":
-                    found.add(f"mnistnet.{alias.name}")
+            for alias in node.names:  # `from mnistnet.nn import model` imports a module
+                if module_file(f"{node.module}.{alias.name}"):
+                    found.add(f"{node.module}.{alias.name}")
     return found
 
 
-def module_file(name: str) -> Path:
-    parts = name.split(".")[1:]
-    return PACKAGE.joinpath(*parts).with_suffix(".py") if parts else PACKAGE / "__init__.py"
-
-
 def transitive_files(script: Path) -> set[str]:
-    """Every package file that running ``script`` executes, as paths relative to the root."""
+    """Every package module that running ``script`` executes, as paths relative to the root.
+
+    Packages' ``__init__.py`` files run too, but hold no code (tested below), so no stage
+    needs to list them."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
         for name in imported_modules(todo.pop()):
-            # importing mnistnet.x runs mnistnet/__init__.py first, then x
-            for file in {module_file("mnistnet"), module_file(name)}:
-                if file not in seen:
-                    seen.add(file)
-                    todo.append(file)
+            file = module_file(name)
+            if file and file not in seen:
+                seen.add(file)
+                todo.append(file)
     return {str(f.relative_to(ROOT)) for f in seen}
+
+
+def expand(dep: str) -> set[str]:
+    """A dependency as the package modules it covers: a folder stands for all of them."""
+    path = ROOT / dep
+    if path.is_dir():
+        return {str(p.relative_to(ROOT)) for p in path.glob("*.py") if p.name != "__init__.py"}
+    return {dep}
 
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -56,21 +66,36 @@ def test_each_stage_lists_exactly_the_package_modules_it_imports(stage):
     script = re.search(r"python (stages/\S+\.py)", spec["cmd"]).group(1)
     deps = {d if isinstance(d, str) else next(iter(d)) for d in spec["deps"]}
     assert script in deps, f"stage {stage}: dvc.yaml does not list its script {script}"
-    listed = {d for d in deps if d.startswith("src/")}
+    code = [d for d in deps if d.startswith("src/")]
+    listed = set().union(*map(expand, code))
     derived = transitive_files(ROOT / script)
     missing, extra = sorted(derived - listed), sorted(listed - derived)
     assert not missing, f"stage {stage}: {script} imports {missing}, missing from dvc.yaml deps"
-    assert not extra, f"stage {stage}: dvc.yaml lists {extra}, which {script} no longer imports"
+    assert not extra, f"stage {stage}: dvc.yaml lists {extra}, which {script} does not import"
+    # a folder where the stage uses all of it, single files where not: short lists
+    for folder in {str(Path(f).parent) for f in derived}:
+        files = [d for d in code if d.startswith(folder + "/")]
+        if expand(folder) <= derived and folder != "src/mnistnet":
+            assert not files, f"stage {stage}: list {folder} instead of {files}"
+
+
+def test_package_init_files_run_no_code():
+    """They are left out of every stage's deps: a docstring and the version, nothing else."""
+    for init in PACKAGE.rglob("__init__.py"):
+        body = ast.parse(init.read_text()).body
+        code = [n for n in body[1:] if not (isinstance(n, ast.Assign) and
+                n.targets[0].id == "__version__")]  # fmt: skip
+        assert isinstance(body[0].value, ast.Constant) and not code, init
 
 
 def test_the_import_walk_sees_every_form_of_import(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(
-        "import mnistnet.model\nfrom mnistnet import plots\n"
-        "def f():\n    from mnistnet.checkpoint import load_model\n"
+        "import mnistnet.nn.model\nfrom mnistnet.evaluation import plots\n"
+        "def f():\n    from mnistnet.nn.checkpoint import load_model\n"
     )
     files = transitive_files(script)
-    for name in ("__init__", "numerics", "model", "plots", "checkpoint", "storage"):
+    for name in ("nn/model", "evaluation/plots", "nn/checkpoint", "pipeline/storage"):
         assert f"src/mnistnet/{name}.py" in files
 
 
@@ -92,19 +117,23 @@ def test_params_yaml_is_in_the_layout_dvc_writes(tmp_path):
 
 def test_the_package_map_lists_every_module():
     doc = (PACKAGE / "__init__.py").read_text().split('"""')[1]
-    listed = set(re.findall(r"^- ``(\w+)``", doc, re.MULTILINE))
-    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
-    assert listed == modules
+    listed = set(re.findall(r"^\s*- ``(\w+/?)``", doc, re.MULTILINE))
+    folders = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in PACKAGE.rglob("*.py") if p.stem != "__init__"}
+    assert listed == folders | modules
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "stages").glob("[!_]*.py")), ids=lambda p: p.name)
-def test_stage_scripts_import_nothing_that_loads_numpy_before_mnistnet(script):
-    """NumPy must load after mnistnet has pinned the numerics; a stage script importing NumPy
-    (or a library that does) directly would run unpinned."""
-    tree = ast.parse(script.read_text())
-    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module for n in top if isinstance(n, ast.ImportFrom)]
-    allowed = {"_venv", "mnistnet", *sys.stdlib_module_names}
-    outside = [m for m in names if m.split(".")[0] not in allowed]
-    assert not outside, f"{script.name} imports {outside} before or beside mnistnet"
+def test_stage_scripts_pin_the_numerics_before_anything_loads_numpy(script):
+    """``pin()`` must run before NumPy loads: only ``_venv`` and the numerics module (which
+    imports no NumPy) may be imported before the call."""
+    body = ast.parse(script.read_text()).body
+    calls = [
+        i for i, n in enumerate(body)
+        if isinstance(n, ast.Expr) and getattr(getattr(n.value, "func", None), "id", "") == "pin"
+    ]  # fmt: skip
+    assert calls, f"{script.name} does not call pin()"
+    before = [n for n in body[: calls[0]] if isinstance(n, ast.Import | ast.ImportFrom)]
+    names = [a.name for n in before if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in before if isinstance(n, ast.ImportFrom)]
+    assert set(names) <= {"_venv", "mnistnet.pipeline.numerics", "__future__"}, names

@@ -15,12 +15,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import idx_bytes
-from mnistnet import model
-from mnistnet.checkpoint import load_model, save_model
-from mnistnet.errors import DataError
-from mnistnet.idx import read_idx
-from mnistnet.storage import load_npz
-from mnistnet.train import TrainConfig
+from mnistnet.data.idx import read_idx
+from mnistnet.nn import model
+from mnistnet.nn.checkpoint import load_model, save_model
+from mnistnet.nn.train import TrainConfig
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import load_npz
 
 
 def only_data_error(call) -> None:
@@ -158,7 +158,7 @@ VALID_IMAGES = valid_images()
 def test_the_image_decoder_raises_only_data_error(which, cut, flips, insert, at):
     """Bit flips, cuts and inserted bytes anywhere in a valid PNG or JPEG: an image, or a
     DataError, never another exception (Pillow's own are many)."""
-    from mnistnet.predict import decode_image
+    from mnistnet.apps.predict import decode_image
 
     data = bytearray(VALID_IMAGES[which])
     for position, xor in flips:

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from mnistnet import history
-from mnistnet.errors import DataError
-from mnistnet.preprocess import PreprocessConfig, preprocess
-from mnistnet.train import TrainConfig, train
+from mnistnet.data.preprocess import PreprocessConfig, preprocess
+from mnistnet.evaluation import history
+from mnistnet.nn.train import TrainConfig, train
+from mnistnet.pipeline.errors import DataError
 
 SMALL = TrainConfig(hidden_size=16, epochs=3, batch_size=32, lr=0.1)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import idx_bytes
-from mnistnet.errors import DataError
-from mnistnet.idx import read_idx, read_idx_file
+from mnistnet.data.idx import read_idx, read_idx_file
+from mnistnet.pipeline.errors import DataError
 
 
 def test_round_trip_images_and_labels(tmp_path):

@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mnistnet import model
-from mnistnet.metrics import (
+from mnistnet.evaluation.metrics import (
     class_scores,
     classes_report,
     confusion_matrix,
@@ -15,6 +14,7 @@ from mnistnet.metrics import (
     metrics_json,
     misclassified_csv,
 )
+from mnistnet.nn import model
 
 
 def test_perfect_predictions():

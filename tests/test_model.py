@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mnistnet import model
-from mnistnet.train import TrainConfig, Trainer
+from mnistnet.nn import model
+from mnistnet.nn.train import TrainConfig, Trainer
 
 
 def small_problem(seed=0, n=7, d=12, h=5, k=10):

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnistnet import numerics
-from mnistnet.augment import AugmentConfig, make_pool, save_pool
-from mnistnet.preprocess import PreprocessConfig, preprocess
-from mnistnet.storage import save_npz
+from mnistnet.data.augment import AugmentConfig, make_pool, save_pool
+from mnistnet.data.preprocess import PreprocessConfig, preprocess
+from mnistnet.pipeline import numerics
+from mnistnet.pipeline.storage import save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNABLE = not numerics._missing_cpu_support()
@@ -82,7 +82,7 @@ def test_a_fresh_process_runs_what_was_pinned_whatever_the_environment():
     kernel = "SkylakeX" if cpu_has("avx512f") else "Sandybridge"
     env = clean_env(OPENBLAS_CORETYPE=kernel, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="3")
     code = (
-        "import mnistnet, numpy\nfrom mnistnet import numerics\n"
+        "from mnistnet.pipeline import numerics\nnumerics.pin()\nimport numpy\n"
         "print(numerics.apply()); print(numerics.describe())"
     )
     result = subprocess.run(
@@ -95,6 +95,25 @@ def test_a_fresh_process_runs_what_was_pinned_whatever_the_environment():
         == ("openblas Haswell, 2 threads, NumPy without AVX-512 loops")
     )
     assert f"OPENBLAS_CORETYPE={kernel}, OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=3" in notes
+
+
+@pytest.mark.cli
+def test_importing_changes_nothing_and_a_late_pin_says_so_in_one_line():
+    """Importing the package leaves the environment alone; a pin asked for after NumPy
+    loaded cannot apply, and says so."""
+    code = (
+        "import os, mnistnet, mnistnet.nn.model, mnistnet.apps.cli\n"
+        "print(sorted(k for k in os.environ if k.startswith(('OPENBLAS', 'NPY'))))\n"
+        "from mnistnet.pipeline import numerics\nnumerics.pin()\n"
+        "for line in numerics.apply(): print(line)"
+    )
+    env = clean_env()
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    before, *notes = result.stdout.splitlines()
+    assert before == "[]"
+    assert len(notes) == 1 and "NumPy was loaded before numerics.pin() ran" in notes[0]
 
 
 @pytest.fixture(scope="module")

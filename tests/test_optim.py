@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mnistnet import model
-from mnistnet.optim import ADAM_EPS, learning_rate, make_optimizer
+from mnistnet.nn import model
+from mnistnet.nn.optim import ADAM_EPS, learning_rate, make_optimizer
 
 
 def test_schedules():

@@ -11,8 +11,8 @@ import yaml
 
 from bad_params import CASES, FILES
 from conftest import ROOT
-from mnistnet.cli import main
-from mnistnet.params import SCHEMA_FILE, SECTIONS, ParamsFile, json_schema, markdown_table
+from mnistnet.apps.cli import main
+from mnistnet.apps.params import SCHEMA_FILE, SECTIONS, ParamsFile, json_schema, markdown_table
 
 COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
 SCHEMA = json.loads((ROOT / SCHEMA_FILE).read_text())
@@ -81,7 +81,9 @@ def test_check_refuses_hostile_files_in_one_short_line(name, data, says, tmp_pat
 
 
 def test_check_estimates_memory_before_a_run_can_fail_for_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("mnistnet.memory.available_bytes", lambda: 2 * 10**9)  # a 2 GB machine
+    monkeypatch.setattr(
+        "mnistnet.pipeline.config.available_bytes", lambda: 2 * 10**9
+    )  # a 2 GB machine
     params = copy.deepcopy(COMMITTED)
     params["augment"]["copies"] = 100  # 100 × 55,000 images: 4.3 GB for the pool
     path = beside_the_sources(tmp_path)

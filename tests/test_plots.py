@@ -5,9 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from mnistnet import plots
-from mnistnet.config import from_mapping
-from mnistnet.errors import ConfigError, DataError
+from mnistnet.evaluation import plots
+from mnistnet.pipeline.config import from_mapping
+from mnistnet.pipeline.errors import ConfigError, DataError
 
 
 def png_size(path):

@@ -15,12 +15,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ROOT
-from mnistnet import model
-from mnistnet.checkpoint import save_model
-from mnistnet.errors import DataError
-from mnistnet.predict import classify, load_inputs, mnist_style
-from mnistnet.preprocess import normalize
-from mnistnet.train import TrainConfig, train
+from mnistnet.apps.predict import classify, load_inputs, mnist_style
+from mnistnet.data.preprocess import normalize
+from mnistnet.nn import model
+from mnistnet.nn.checkpoint import save_model
+from mnistnet.nn.train import TrainConfig, train
+from mnistnet.pipeline.errors import DataError
 
 
 def glyph(digit: int, rng: np.random.Generator) -> np.ndarray:
@@ -92,7 +92,7 @@ def test_predict_agrees_on_resized_inverted_off_centre_digits(digits_and_model, 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    command = [sys.executable, "-m", "mnistnet.cli", "predict", *args]
+    command = [sys.executable, "-m", "mnistnet.apps.cli", "predict", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
@@ -174,7 +174,7 @@ def test_real_mnist_digits_as_photos_agree_with_the_trained_model(tmp_path):
     test_split, model_file = ROOT / "data/processed/test.npz", ROOT / "data/model/model.npz"
     if not (test_split.exists() and model_file.exists()):
         pytest.skip("needs data/processed/test.npz and data/model/model.npz: run `make run`")
-    from mnistnet.checkpoint import load_model
+    from mnistnet.nn.checkpoint import load_model
 
     params, _ = load_model(model_file)
     with np.load(test_split) as f:
@@ -298,7 +298,7 @@ def test_an_unreadable_file_is_one_data_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("mnistnet.predict.open", refuse, raising=False)
+    monkeypatch.setattr("mnistnet.apps.predict.open", refuse, raising=False)
     with pytest.raises(DataError, match=r"cannot read it \(Permission denied\)"):
         load_inputs(tmp_path / "locked.png")
 

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from mnistnet.errors import ConfigError, DataError
-from mnistnet.preprocess import (
+from mnistnet.data.preprocess import (
     PreprocessConfig,
     load_raw,
     load_split,
@@ -13,7 +12,8 @@ from mnistnet.preprocess import (
     preprocess,
     split_meta,
 )
-from mnistnet.storage import save_npz
+from mnistnet.pipeline.errors import ConfigError, DataError
+from mnistnet.pipeline.storage import save_npz
 
 
 def test_normalize_flattens_and_scales_by_255():

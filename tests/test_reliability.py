@@ -244,7 +244,7 @@ def test_a_damaged_cache_object_is_reported_with_a_recovery_that_works(finished_
 
     digits = project.root / "digits.npy"
     np.save(digits, np.load(project.root / "data/processed/test.npz")["x"][:3].reshape(3, 28, 28))
-    predict = [sys.executable, "-m", "mnistnet.cli", "predict", str(digits)]
+    predict = [sys.executable, "-m", "mnistnet.apps.cli", "predict", str(digits)]
     refused = subprocess.run(predict, cwd=project.root, env=project.env, capture_output=True,
                              text=True)  # fmt: skip
     assert refused.returncode == 1 and "Bad CRC-32" in refused.stderr

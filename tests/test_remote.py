@@ -307,7 +307,7 @@ def test_a_released_model_is_fetched_without_cloning(finished_project, tmp_path)
     digits = tmp_path / "digits.npy"
     test = np.load(a.root / "data/processed/test.npz")
     np.save(digits, test["x"][:5].reshape(5, 28, 28))
-    predict = [sys.executable, "-m", "mnistnet.cli", "predict", "--json", str(digits)]
+    predict = [sys.executable, "-m", "mnistnet.apps.cli", "predict", "--json", str(digits)]
     ours = run([*predict, "--model", str(model)], consumer, env=a.env).stdout
     theirs = run(predict, a.root, env=a.env).stdout  # the model in the pipeline's workspace
     assert ours == theirs and len(ours.splitlines()) == 5

@@ -24,7 +24,7 @@ def two_commits(finished_template, tmp_path_factory):
 
 
 def report(project, out, *args, check=True):
-    return run([sys.executable, "-m", "mnistnet.cli", "report", "--out", str(out), *args],
+    return run([sys.executable, "-m", "mnistnet.apps.cli", "report", "--out", str(out), *args],
                project.root, check, env=project.env)  # fmt: skip
 
 

@@ -26,10 +26,10 @@ from PIL import Image, ImageDraw
 
 from cdp import Browser, find_chromium
 from conftest import ROOT
-from mnistnet.checkpoint import save_model
-from mnistnet.predict import mnist_style
-from mnistnet.preprocess import normalize
-from mnistnet.train import TrainConfig, train
+from mnistnet.apps.predict import mnist_style
+from mnistnet.data.preprocess import normalize
+from mnistnet.nn.checkpoint import save_model
+from mnistnet.nn.train import TrainConfig, train
 
 pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
 
@@ -82,7 +82,7 @@ class Server:
     def __init__(self, *args: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0", *args],
+            [sys.executable, "-m", "mnistnet.apps.cli", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         line = self.process.stdout.readline()  # "serving … at http://127.0.0.1:PORT/ …"
@@ -154,7 +154,7 @@ def test_predict_matches_mnistnet_predict_on_the_same_file(server, model_files, 
     assert 0 <= min(reply["normalized"]) and max(reply["normalized"]) == 1
     (tmp_path / "one.png").write_bytes(image)
     cli = subprocess.run(
-        [sys.executable, "-m", "mnistnet.cli", "predict", "--json", "--model",
+        [sys.executable, "-m", "mnistnet.apps.cli", "predict", "--json", "--model",
          str(model_files / "model.npz"), str(tmp_path / "one.png")],
         capture_output=True, text=True, check=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -288,7 +288,7 @@ def test_a_body_without_length_is_refused(server):
         ("GET", "/nothing-here", 404),
         ("GET", "/../../../etc/passwd", 404),
         ("GET", "/web/index.html", 404),
-        ("GET", "/src/mnistnet/serve.py", 404),
+        ("GET", "/src/mnistnet/apps/serve.py", 404),
         ("GET", "/api/predict", 405),
         ("POST", "/api/model", 405),
         ("DELETE", "/", 405),
@@ -307,7 +307,7 @@ def test_a_missing_or_corrupt_model_is_a_clear_error_at_start_up(tmp_path):
     (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
     for model in ("missing.npz", "corrupt.npz"):
         result = subprocess.run(
-            [sys.executable, "-m", "mnistnet.cli", "serve", "--port", "0", "--model", model],
+            [sys.executable, "-m", "mnistnet.apps.cli", "serve", "--port", "0", "--model", model],
             cwd=tmp_path, capture_output=True, text=True, env=env, timeout=30,
         )  # fmt: skip
         assert result.returncode == 1
@@ -492,7 +492,7 @@ def test_hostile_requests_get_one_json_error_each_and_leave_no_traceback(model_f
 
 SERVE_WITH = """
 import sys
-from mnistnet.serve import App, Classifier, make_server
+from mnistnet.apps.serve import App, Classifier, make_server
 server = make_server(App(Classifier(sys.argv[1], "none.json"), quiet=True), port=0,
                      idle_timeout=int(sys.argv[2]))
 print(server.effective_port, flush=True)
@@ -544,7 +544,7 @@ def test_the_server_closes_idle_connections_itself_and_serves_again(model_files,
 def test_the_decode_budget_bounds_memory_and_cores(each, most_at_once):
     """Budget 100, two cores: images of 10 decode two at a time, of 60 one at a time, and
     one larger than the whole budget still runs (alone)."""
-    from mnistnet.serve import DecodeBudget
+    from mnistnet.apps.serve import DecodeBudget
 
     budget, running, seen, lock = DecodeBudget(budget=100, slots=2), [0], [], threading.Lock()
 

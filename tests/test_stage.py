@@ -25,8 +25,8 @@ import yaml
 
 from bad_params import CASES, FILES
 from conftest import ROOT, sha256_file, write_keras_npz, write_sources
-from mnistnet import stage
-from mnistnet.storage import save_npz
+from mnistnet.pipeline import stage
+from mnistnet.pipeline.storage import save_npz
 
 STAGE_ARGS = {
     "download": ["--sources", "data/mnist-sources.yaml", "--out", "data/raw/mnist.npz"],
@@ -221,7 +221,7 @@ def test_a_bug_keeps_its_traceback_and_says_it_is_one(finished, monkeypatch):
     def shape_bug(*args, **kwargs):
         return np.zeros(3) @ np.zeros(4)  # NumPy's ValueError, as a real shape bug raises
 
-    monkeypatch.setattr("mnistnet.metrics.evaluate_model", shape_bug)
+    monkeypatch.setattr("mnistnet.evaluation.metrics.evaluate_model", shape_bug)
     code, err = run_here(finished, "evaluate")
     assert code == 1
     assert "Traceback (most recent call last)" in err and "ValueError: matmul" in err
@@ -271,7 +271,7 @@ def test_in_its_own_process_a_bad_param_is_one_line(finished):
 def test_in_its_own_process_a_bug_keeps_its_traceback(tmp_path):
     script = tmp_path / "buggy.py"
     script.write_text(
-        "import numpy as np\nfrom mnistnet.stage import run\n"
+        "import numpy as np\nfrom mnistnet.pipeline.stage import run\n"
         "run(lambda: np.ones((2, 3)) @ np.ones((2, 3)))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mnistnet import storage
-from mnistnet.errors import DataError, OutputError
-from mnistnet.storage import (
+from mnistnet.pipeline import storage
+from mnistnet.pipeline.errors import DataError, OutputError
+from mnistnet.pipeline.storage import (
     all_or_nothing,
     atomic_path,
     load_npz,
@@ -115,8 +115,8 @@ def test_a_stage_interrupted_between_two_outputs_replaces_neither(tmp_path):
     script.write_text(
         textwrap.dedent("""
         import os, signal
-        from mnistnet.stage import run
-        from mnistnet.storage import write_text
+        from mnistnet.pipeline.stage import run
+        from mnistnet.pipeline.storage import write_text
 
         def main():
             write_text("a.txt", "new a")

@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from mnistnet import model
-from mnistnet.augment import AugmentConfig, make_pool
-from mnistnet.batches import Batches
-from mnistnet.errors import TrainingDiverged
-from mnistnet.optim import ADAM_BETA2, ADAM_EPS
-from mnistnet.preprocess import PreprocessConfig, preprocess
-from mnistnet.train import TrainConfig, Trainer, train
+from mnistnet.data.augment import AugmentConfig, make_pool
+from mnistnet.data.preprocess import PreprocessConfig, preprocess
+from mnistnet.nn import model
+from mnistnet.nn.batches import Batches
+from mnistnet.nn.optim import ADAM_BETA2, ADAM_EPS
+from mnistnet.nn.train import TrainConfig, Trainer, train
+from mnistnet.pipeline.errors import TrainingDiverged
 
 SMALL = TrainConfig(hidden_size=32, epochs=4, batch_size=32, lr=0.1)
 

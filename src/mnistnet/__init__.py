@@ -1,40 +1,41 @@
 """A two-layer MNIST classifier written from scratch in NumPy, run as a DVC pipeline.
 
-The package holds all logic; the scripts under ``stages/`` only parse paths, read their
-section of ``params.yaml`` and call into it. Module map:
+The scripts under ``stages/`` only parse paths, read their section of ``params.yaml`` and
+call into this package. Its folders, in reading order:
 
-- ``numerics``   pins OpenBLAS and NumPy's CPU dispatch so results match on every x86-64 CPU
-- ``mnist``      the shape of MNIST: image side, pixel count, class count
-- ``errors``     the failures the project expects, one class each
-- ``config``     params sections as typed models (``Section``): validation, error messages
-- ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
-- ``storage``    atomic, byte-deterministic file output and validated array loading
-- ``memory``     what a plan needs in memory, what this machine has, and the check
-- ``idx``        the IDX binary format MNIST was published in
-- ``download``   fetching MNIST from an ordered list of sources, verified by content digests
-- ``preprocess`` flatten, scale, one-hot, validation split
-- ``augment``    distorted copies of the training images (affine and elastic warps)
-- ``model``      the network math (pure NumPy, no I/O)
-- ``streams``    one random generator per purpose (initial weights, shuffle, augmentation)
-- ``optim``      SGD, momentum and Adam updates, learning-rate schedules
-- ``batches``    the shuffled, augmented mini-batches each epoch shows the network
-- ``train``      the mini-batch training loop
-- ``history``    its per-epoch log, written with DVCLive and read back
-- ``checkpoint`` saving and loading trained models (``.npz``, no pickle)
-- ``metrics``    test-set scores, per-class reports, confusion and mistake lists
-- ``plots``      the PNG figures of the plot stage
-- ``plots_html`` the offline HTML template for ``dvc plots show``
-- ``predict``    reading and normalizing your own digit images
-- ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
-- ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
-- ``stage``      what every stage script shares: progress lines, errors, all-or-nothing outputs
-- ``cli``        the ``mnistnet`` command
+- ``nn/``          the network and how it learns: read this first
+  - ``model``      the network: forward pass, softmax cross-entropy, backward pass
+  - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
+  - ``train``      the training loop, and the ``train`` params section
+  - ``batches``    the shuffled, shifted mini-batches each epoch shows the network
+  - ``streams``    one random generator per purpose (initial weights, shuffle, augmentation)
+  - ``checkpoint`` saving and loading trained networks (``.npz``, no pickle)
+- ``data/``        the data steps
+  - ``mnist``      the shape of MNIST: image side, pixel count, class count
+  - ``idx``        the IDX binary format MNIST was published in
+  - ``download``   fetching MNIST from an ordered list of sources, verified by content digests
+  - ``preprocess`` flatten, scale, one-hot, validation split
+  - ``augment``    distorted copies of the training images (affine and elastic warps)
+- ``evaluation/``  judging a trained network
+  - ``metrics``    test-set scores, per-class reports, confusion and mistake lists
+  - ``history``    the per-epoch training log, written with DVCLive and read back
+  - ``plots``      the PNG figures of the plot stage
+  - ``plots_html`` the offline HTML template for ``dvc plots show``
+- ``apps/``        what is built on a trained model; no stage imports these
+  - ``cli``        the ``mnistnet`` command
+  - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
+  - ``predict``    reading and normalizing your own digit images
+  - ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
+  - ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
+- ``pipeline/``    what every stage shares
+  - ``config``     params sections as typed models, and whether a plan fits in memory
+  - ``errors``     the failures the project expects, one class each
+  - ``numerics``   pins OpenBLAS and NumPy's CPU dispatch so results match on every x86-64 CPU
+  - ``stage``      a stage's entry point: progress lines, errors, all-or-nothing outputs
+  - ``storage``    atomic, byte-deterministic file output and array loading
 
-Importing the package pins the numerics (see ``numerics``) before NumPy loads.
+Importing the package changes nothing; each entry point (a stage script, the ``mnistnet``
+command) calls ``numerics.pin()`` first.
 """
-
-from mnistnet import numerics as _numerics
-
-_numerics.pin()
 
 __version__ = "0.1.0"

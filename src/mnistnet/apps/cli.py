@@ -21,8 +21,8 @@ import json
 import os
 import sys
 
-from mnistnet import numerics  # imports no NumPy: the pin is set when mnistnet loads
-from mnistnet.errors import NumericsError
+from mnistnet.pipeline import numerics  # imports no NumPy
+from mnistnet.pipeline.errors import NumericsError
 
 DEFAULT_MODEL = "data/model/model.npz"
 DEFAULT_METRICS = "data/eval/metrics.json"
@@ -50,9 +50,9 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     """
     import numpy as np
 
-    from mnistnet.checkpoint import load_model
-    from mnistnet.errors import DataError
-    from mnistnet.predict import classify, expand_folders, load_many
+    from mnistnet.apps.predict import classify, expand_folders, load_many
+    from mnistnet.nn.checkpoint import load_model
+    from mnistnet.pipeline.errors import DataError
 
     if not apply_numerics():  # as evaluate runs, so the same probabilities
         return 1
@@ -86,7 +86,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
 
 def check(params_path: str) -> int:
     """Validate every section, and what spans two; one line per problem; the exit status."""
-    from mnistnet.params import SECTIONS, check
+    from mnistnet.apps.params import SECTIONS, check
 
     _, problems = check(params_path)
     for problem in problems:
@@ -98,8 +98,8 @@ def check(params_path: str) -> int:
 
 def schema(out: str | None, markdown: bool) -> int:
     """Print the JSON Schema of params.yaml (or the README's table), or write it to ``out``."""
-    from mnistnet.params import json_schema, markdown_table
-    from mnistnet.storage import write_text
+    from mnistnet.apps.params import json_schema, markdown_table
+    from mnistnet.pipeline.storage import write_text
 
     if markdown:
         print(markdown_table(), end="")
@@ -160,12 +160,12 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "report":
         return report(args.base, args.out, args.charts_url)
     if args.command == "serve":
-        from mnistnet.serve import serve
+        from mnistnet.apps.serve import serve
 
         if not apply_numerics():  # as evaluate and predict run
             return 1
         return serve(args.model, args.metrics, args.host, args.port, args.quiet)
-    from mnistnet.plots_html import write_offline_template
+    from mnistnet.evaluation.plots_html import write_offline_template
 
     write_offline_template(args.path)
     print(f"wrote {args.path}")
@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(base: str, out: str, charts_url: str | None) -> int:
-    from mnistnet.errors import Error
-    from mnistnet.report import report as write_report
+    from mnistnet.apps.report import report as write_report
+    from mnistnet.pipeline.errors import Error
 
     try:
         path = write_report(base, out, charts_url=charts_url)
@@ -186,6 +186,7 @@ def report(base: str, out: str, charts_url: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    numerics.pin()  # before NumPy loads: the same numbers as the stages compute
     args = parser().parse_args(argv)
     try:
         return run(args)

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnistnet.errors import DataError
-from mnistnet.storage import missing_file
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import missing_file
 
 # EpochStats field → DVCLive metric name (train/loss → "train.loss" in dvc exp show)
 METRICS = {

@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mnistnet.errors import ConfigError, Error
-from mnistnet.storage import all_or_nothing, atomic_path, write_text
+from mnistnet.pipeline.errors import ConfigError, Error
+from mnistnet.pipeline.storage import all_or_nothing, atomic_path, write_text
 
 # dvc.yaml's top-level plots (by title) → the PNG each becomes
 CHARTS = {

@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from mnistnet.config import HEX64, Section, from_mapping, read_params
-from mnistnet.errors import ConfigError, DataError, NoSourceError
-from mnistnet.idx import read_idx_file
-from mnistnet.mnist import PIXELS, SHAPE
-from mnistnet.storage import load_npz
+from mnistnet.data.idx import read_idx_file
+from mnistnet.data.mnist import PIXELS, SHAPE
+from mnistnet.pipeline.config import HEX64, Section, from_mapping, read_params
+from mnistnet.pipeline.errors import ConfigError, DataError, NoSourceError
+from mnistnet.pipeline.storage import load_npz
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {

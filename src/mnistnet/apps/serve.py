@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistnet.checkpoint import load_model
-from mnistnet.errors import DataError
-from mnistnet.predict import decode_image, probabilities
+from mnistnet.apps.predict import decode_image, probabilities
+from mnistnet.nn.checkpoint import load_model
+from mnistnet.pipeline.errors import DataError
 
 MAX_BODY = 2 * 1024 * 1024  # bytes; a canvas PNG is ~5 KB, a phone photo a few MB
 MAX_HEADERS = 16 * 1024  # bytes of request line and headers; browsers send under 2 KB
@@ -51,7 +51,7 @@ IDLE_TIMEOUT = 30  # seconds a connection may stay silent (before or between req
 THREADS = 8  # requests in progress at once; decodes are capped by DecodeBudget
 DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may take; one needs 2·w·h·bands
 IMAGE_TYPES = ("image/png", "image/jpeg")
-PAGES = {  # path → (file in mnistnet/web, content type)
+PAGES = {  # path → (file in mnistnet/apps/web, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
@@ -204,7 +204,7 @@ class App:
                                [("Allow", methods)])  # fmt: skip
         if path in PAGES:
             name, content_type = PAGES[path]
-            page = resources.files("mnistnet").joinpath("web", name).read_bytes()
+            page = resources.files("mnistnet.apps").joinpath("web", name).read_bytes()
             return HTTPStatus.OK, [("Content-Type", content_type)], page
         if path == "/healthz":
             return HTTPStatus.OK, json_type(), json.dumps({"status": "ok"}).encode()

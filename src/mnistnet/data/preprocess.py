@@ -12,10 +12,10 @@ import os
 import numpy as np
 from pydantic import Field
 
-from mnistnet.config import Section
-from mnistnet.errors import ConfigError, DataError
-from mnistnet.mnist import CLASSES, PIXELS, SHAPE
-from mnistnet.storage import load_meta, load_npz
+from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
+from mnistnet.pipeline.config import Section
+from mnistnet.pipeline.errors import ConfigError, DataError
+from mnistnet.pipeline.storage import load_meta, load_npz
 
 # The download stage's output; download.decode_keras_npz repeats it (see there for why)
 RAW_SCHEMA = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),

@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from mnistnet.errors import DataError
-from mnistnet.mnist import SHAPE, SIDE
-from mnistnet.model import predict_proba
-from mnistnet.preprocess import normalize
-from mnistnet.storage import load_npy, load_npz, npz_names
+from mnistnet.data.mnist import SHAPE, SIDE
+from mnistnet.data.preprocess import normalize
+from mnistnet.nn.model import predict_proba
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import load_npy, load_npz, npz_names
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mnistnet.mnist import PIXELS, SHAPE, SIDE
-from mnistnet.preprocess import to_uint8
+from mnistnet.data.mnist import PIXELS, SHAPE, SIDE
+from mnistnet.data.preprocess import to_uint8
 
 
 class Batches:

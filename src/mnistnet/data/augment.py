@@ -26,12 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from pydantic import Field
 
-from mnistnet import memory
-from mnistnet.config import Section
-from mnistnet.errors import DataError
-from mnistnet.mnist import PIXELS, SHAPE, SIDE
-from mnistnet.preprocess import to_uint8
-from mnistnet.storage import load_meta, load_npz, save_npz
+from mnistnet.data.mnist import PIXELS, SHAPE, SIDE
+from mnistnet.data.preprocess import to_uint8
+from mnistnet.pipeline.config import Section, require_memory
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import load_meta, load_npz, save_npz
 
 CENTRE = (SIDE - 1) / 2  # warps turn and zoom about the middle of the 28×28 field
 PAD = 2  # zero border of the padded images a warp samples from; see ``warp``
@@ -230,7 +229,7 @@ POOL_SCHEMA = {"pool": (np.uint8, 3), "meta": (None, 0)}
 
 def check_memory(cfg: AugmentConfig, n: int) -> None:
     """Raise ``ConfigError`` if this machine cannot hold the pool of ``n`` images' copies."""
-    memory.require(
+    require_memory(
         f"augment.copies: {cfg.copies:,} copies of {n:,} images", memory_parts(cfg, n),
         "Choose fewer augment.copies.",
     )  # fmt: skip

@@ -12,11 +12,11 @@ import os
 
 import numpy as np
 
-from mnistnet.config import Section
-from mnistnet.errors import DataError
-from mnistnet.mnist import PIXELS
-from mnistnet.model import PARAM_NAMES, Params
-from mnistnet.storage import load_meta, load_npz, save_npz
+from mnistnet.data.mnist import PIXELS
+from mnistnet.nn.model import PARAM_NAMES, Params
+from mnistnet.pipeline.config import Section
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import load_meta, load_npz, save_npz
 
 FORMAT = "mnistnet-mlp/1"
 

@@ -23,13 +23,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from mnistnet import memory, model
-from mnistnet.batches import Batches
-from mnistnet.config import Section
-from mnistnet.errors import TrainingDiverged
-from mnistnet.mnist import CLASSES, PIXELS
-from mnistnet.optim import learning_rate, make_optimizer
-from mnistnet.streams import Streams
+from mnistnet.data.mnist import CLASSES, PIXELS
+from mnistnet.nn import model
+from mnistnet.nn.batches import Batches
+from mnistnet.nn.optim import learning_rate, make_optimizer
+from mnistnet.nn.streams import Streams
+from mnistnet.pipeline.config import Section, require_memory
+from mnistnet.pipeline.errors import TrainingDiverged
 
 EVAL_CHUNK = 8192  # rows per forward pass when scoring a whole split; bounds memory
 
@@ -89,7 +89,7 @@ class EpochStats:
 
 def check_memory(cfg: TrainConfig, n: int, n_val: int, copies: int) -> None:
     """Raise ``ConfigError`` if this machine cannot hold what training needs."""
-    memory.require(
+    require_memory(
         f"train: {n:,} images (and {copies} distorted copies of each), hidden_size "
         f"{cfg.hidden_size}, batch_size {cfg.batch_size}", memory_parts(cfg, n, n_val, copies),
         "Use fewer augment.copies, or a smaller train.hidden_size or train.batch_size.",

@@ -9,8 +9,8 @@ added, hence the last bits of every result:
 2. NumPy's own loops (``exp``, ``log``, sums) dispatch to AVX-512 code where the CPU has it.
 
 ``pin()`` fixes all three before NumPy loads: the ``Haswell`` kernel (every x86-64 CPU with
-AVX2 and FMA runs it), ``THREADS`` BLAS threads, and NumPy's AVX2 loops. ``mnistnet/__init__``
-calls it, so importing anything from the package pins a fresh process; ``apply()`` then
+AVX2 and FMA runs it), ``THREADS`` BLAS threads, and NumPy's AVX2 loops. Every entry point
+(the stage scripts, the ``mnistnet`` command) calls it first; ``apply()`` then
 sets the thread count at run time too (OpenBLAS caps the start-up value at the number of
 cores) and checks that what runs is what was asked for.
 
@@ -27,7 +27,7 @@ import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from mnistnet.errors import NumericsError
+from mnistnet.pipeline.errors import NumericsError
 
 KERNEL = "Haswell"  # OpenBLAS kernel: AVX2 + FMA, runs on every x86-64 CPU since 2013
 THREADS = 2  # BLAS threads; the product splits depend on it, so it is part of the pin
@@ -51,7 +51,12 @@ STATE = State()
 
 
 def pin(environ: MutableMapping[str, str] = os.environ) -> State:
-    """Set the pinned environment for OpenBLAS and NumPy, unless NumPy is already loaded."""
+    """Set the pinned environment for OpenBLAS and NumPy, unless NumPy is already loaded.
+
+    A second call in a process pinned before NumPy loaded (a test running a stage in
+    process) keeps that pin."""
+    if STATE.mode != "unset":
+        return STATE
     choice = environ.get(OPT_OUT, "pinned")
     if choice not in ("pinned", "native"):
         STATE.mode = "native"
@@ -124,8 +129,8 @@ def apply() -> list[str]:
         return STATE.notes
     if STATE.mode == "late":
         return [
-            "numerics: NumPy was imported before mnistnet, so the OpenBLAS kernel and NumPy's "
-            "loops could not be pinned; results may differ in the last bits"
+            "numerics: NumPy was loaded before numerics.pin() ran, so the OpenBLAS kernel and "
+            "NumPy's loops could not be pinned; results may differ in the last bits"
         ]
     import threadpoolctl
 

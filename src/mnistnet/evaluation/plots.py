@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import Field
 
-from mnistnet.config import Section
-from mnistnet.errors import DataError
-from mnistnet.mnist import SHAPE, SIDE
-from mnistnet.storage import atomic_path, missing_file
+from mnistnet.data.mnist import SHAPE, SIDE
+from mnistnet.pipeline.config import Section
+from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.storage import atomic_path, missing_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

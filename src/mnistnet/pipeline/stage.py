@@ -17,8 +17,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from mnistnet import errors, numerics
-from mnistnet.storage import all_or_nothing
+from mnistnet.pipeline import errors, numerics
+from mnistnet.pipeline.storage import all_or_nothing
 
 BUG = (
     "error: this is a bug in mnistnet, not a problem with your data or params. Please report "

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistnet.errors import DataError
-from mnistnet.mnist import CLASSES
-from mnistnet.model import cross_entropy, forward, softmax
+from mnistnet.data.mnist import CLASSES
+from mnistnet.nn.model import cross_entropy, forward, softmax
+from mnistnet.pipeline.errors import DataError
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, k: int = CLASSES) -> np.ndarray:

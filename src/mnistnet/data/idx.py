@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mnistnet.errors import DataError
+from mnistnet.pipeline.errors import DataError
 
 UBYTE = 0x08
 MAX_DIMS = 4

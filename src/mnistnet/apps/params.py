@@ -16,15 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mnistnet import augment, train
-from mnistnet.augment import AugmentConfig
-from mnistnet.config import Section, from_mapping, read_params, shown
-from mnistnet.download import SOURCES_FILE, DownloadConfig, load_sources
-from mnistnet.errors import ConfigError
-from mnistnet.plots import PlotConfig
-from mnistnet.preprocess import PreprocessConfig, check_val_size
-from mnistnet.storage import npz_shape
-from mnistnet.train import TrainConfig
+from mnistnet.data import augment
+from mnistnet.data.augment import AugmentConfig
+from mnistnet.data.download import SOURCES_FILE, DownloadConfig, load_sources
+from mnistnet.data.preprocess import PreprocessConfig, check_val_size
+from mnistnet.evaluation.plots import PlotConfig
+from mnistnet.nn import train
+from mnistnet.nn.train import TrainConfig
+from mnistnet.pipeline.config import Section, from_mapping, read_params, shown
+from mnistnet.pipeline.errors import ConfigError
+from mnistnet.pipeline.storage import npz_shape
 
 RAW_FILE = "data/raw/mnist.npz"  # the download stage's output, beside params.yaml
 

@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mnistnet.errors import DataError, OutputError
+from mnistnet.pipeline.errors import DataError, OutputError
 
 # The earliest date a zip header can hold; any fixed value makes the archive reproducible.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from mnistnet.storage import write_text
+from mnistnet.pipeline.storage import write_text
 
 PAGE = """<!DOCTYPE html>
 <html>

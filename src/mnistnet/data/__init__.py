@@ -1,0 +1,1 @@
+"""The data steps: MNIST's shape, fetching and verifying it, preprocessing, augmentation."""

@@ -1,0 +1,1 @@
+"""Judging a trained network: test metrics, the per-epoch log (DVCLive), and figures."""

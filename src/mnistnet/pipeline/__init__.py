@@ -1,0 +1,1 @@
+"""What every stage shares: typed params, errors, pinned numerics, all-or-nothing outputs."""
