@@ -7,7 +7,7 @@ when NumPy loads:
 - native: ``MNISTNET_NUMERICS=native`` with the machine's ``OPENBLAS_CORETYPE`` and
   ``OPENBLAS_L2_SIZE`` removed, so OpenBLAS picks the CPU's own kernel and uses every core.
 
-One epoch is 60,000 random samples through ``train.Trainer`` at batch 128 and hidden 128 with
+One epoch is 60,000 random samples through ``train.step`` at batch 128 and hidden 128 with
 the default optimizer, best of ``--repeats``, in float32 (the default) and float64.
 """
 
@@ -30,7 +30,8 @@ def child(samples: int, repeats: int) -> dict:
 
     from mnistnet.nn import model
     from mnistnet.nn.batches import Batches
-    from mnistnet.nn.train import TrainConfig, Trainer
+    from mnistnet.nn.optim import make_optimizer
+    from mnistnet.nn.train import TrainConfig, step
 
     numerics.apply()  # sets the pinned thread count, as every stage does
     running = numerics.describe()
@@ -41,12 +42,14 @@ def child(samples: int, repeats: int) -> dict:
         X = rng.random((samples, 784)).astype(dtype)
         y = rng.integers(0, 10, samples)
         params = model.init_params(rng, 784, cfg.hidden_size, 10, cfg.init, dtype=np.dtype(dtype))
-        trainer, batches = Trainer(params, cfg, 128), Batches(X, y, 128)
+        grads = {name: np.empty_like(p) for name, p in params.items()}
+        optimizer = make_optimizer(cfg.optimizer, params, cfg.momentum, cfg.beta1)
+        batches = Batches(X, y, 128)
         best = float("inf")
         for _ in range(repeats + 1):  # the first epoch warms up caches and threads
             started = time.perf_counter()
             for xb, yb in batches.epoch(rng.permutation(samples)):
-                trainer.step(xb, yb, 0.1)
+                step(params, grads, optimizer, xb, yb, 0.1)
             best = min(best, time.perf_counter() - started)
         result[dtype] = best
     return result

@@ -14,7 +14,7 @@ from mnistnet.data.preprocess import load_split, split_meta
 from mnistnet.evaluation import history, plots
 from mnistnet.nn.batches import epoch_views
 from mnistnet.nn.checkpoint import load_model
-from mnistnet.nn.model import init_params, kept_start
+from mnistnet.nn.model import init_params
 from mnistnet.nn.streams import Streams
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.errors import ConfigError
@@ -57,7 +57,7 @@ def main() -> None:
     trained = meta["train"]  # the settings that made the model: its start can be redrawn
     start = init_params(Streams.from_seed(trained["seed"]).init, PIXELS, hidden, CLASSES,
                         trained["init"], trained["init_scale"], params["W1"].dtype)  # fmt: skip
-    unlearned = kept_start(params["W1"], start["W1"]) >= UNLEARNED
+    unlearned = plots.kept_start(params["W1"], start["W1"]) >= UNLEARNED
     shown = slice(0, cfg.hidden_units or None)
 
     figures = {

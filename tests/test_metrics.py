@@ -58,7 +58,8 @@ def test_evaluate_model_agrees_with_the_model():
     np.testing.assert_array_equal(result["predicted"], predicted)
     assert result["confusion"].sum() == 50
     assert result["accuracy"] == pytest.approx(np.mean(predicted == y))
-    assert result["loss"] == pytest.approx(model.cross_entropy(model.forward(params, X)[1], y))
+    loss, _ = model.softmax_cross_entropy(model.forward(params, X)[1], y)
+    assert result["loss"] == pytest.approx(loss)
     probs = model.predict_proba(params, X)
     np.testing.assert_allclose(result["confidence"], probs.max(axis=1))
 

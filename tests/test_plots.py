@@ -77,3 +77,13 @@ def test_the_augmentation_figure_labels_each_column_with_its_epoch():
     fig = plots.augmented_examples(views, copies=4, shift=1)
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == [f"epoch {e}" for e in range(1, 6)]
+
+
+def test_kept_start_tells_a_unit_that_never_learned():
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((784, 3))
+    now = np.stack([0.3 * start[:, 0], rng.standard_normal(784), start[:, 2] + 5], axis=1)
+    kept = plots.kept_start(now, start)
+    assert kept[0] == pytest.approx(1.0)  # only shrunk (weight decay): learned nothing
+    assert abs(kept[1]) < 0.2  # a pattern of its own
+    assert 0 < kept[2] < 0.5

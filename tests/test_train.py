@@ -10,8 +10,8 @@ from mnistnet.data.augment import AugmentConfig, make_pool
 from mnistnet.data.preprocess import PreprocessConfig, preprocess
 from mnistnet.nn import model
 from mnistnet.nn.batches import Batches
-from mnistnet.nn.optim import ADAM_BETA2, ADAM_EPS
-from mnistnet.nn.train import TrainConfig, Trainer, train
+from mnistnet.nn.optim import ADAM_BETA2, ADAM_EPS, FLUSH_EVERY, make_optimizer
+from mnistnet.nn.train import TrainConfig, step, train
 from mnistnet.pipeline.errors import TrainingDiverged
 
 SMALL = TrainConfig(hidden_size=32, epochs=4, batch_size=32, lr=0.1)
@@ -44,7 +44,7 @@ def test_same_config_gives_identical_bytes(data):
 def reference_step(params, state, X, labels, lr, cfg, t):
     """One update written the obvious way, from the formulas: a new array per operation."""
     loss, grads = model.loss_and_grads(params, X, labels)
-    beta1 = cfg.momentum
+    beta1 = cfg.beta1
     for name, g in grads.items():
         p = params[name]
         if p.ndim == 2:  # decoupled weight decay: the weight matrices, not the biases
@@ -52,7 +52,7 @@ def reference_step(params, state, X, labels, lr, cfg, t):
         if cfg.optimizer == "sgd":
             p = p - lr * g
         elif cfg.optimizer == "momentum":
-            state[name] = beta1 * state.get(name, 0) + g
+            state[name] = cfg.momentum * state.get(name, 0) + g
             p = p - lr * state[name]
         else:
             m = beta1 * state.get(("m", name), 0) + (1 - beta1) * g
@@ -65,44 +65,48 @@ def reference_step(params, state, X, labels, lr, cfg, t):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_the_fast_trainer_follows_the_reference_math_for_many_steps(optimizer):
-    """Twelve steps of changing batch sizes and learning rates, with weight decay, beta1 0.8
-    (so swapped Adam betas or a missed bias correction show after the first step)."""
+def test_the_training_step_follows_the_reference_math_for_many_steps(optimizer):
+    """Forty steps of changing batch sizes and learning rates, with weight decay, momentum 0.7
+    and beta1 0.8
+    (so swapped Adam betas or a missed bias correction show after the first step), and past
+    a flush of tiny values (FLUSH_EVERY), which must change nothing here."""
     rng = np.random.default_rng(0)
-    X, labels = rng.random((300, 20)), rng.integers(0, 4, 300)  # 300: the sizes below
+    X, labels = rng.random((1000, 20)), rng.integers(0, 4, 1000)
     start = model.init_params(rng, 20, 8, 4, dtype=np.float64)
-    cfg = TrainConfig(optimizer=optimizer, momentum=0.8, weight_decay=0.05, dtype="float64")
-    fast = {name: p.copy() for name, p in start.items()}
-    trainer = Trainer(fast, cfg, max_batch=32)
+    cfg = TrainConfig(optimizer=optimizer, momentum=0.7, beta1=0.8, weight_decay=0.05)
+    trained = {name: p.copy() for name, p in start.items()}
+    grads = {name: np.empty_like(p) for name, p in start.items()}
+    opt = make_optimizer(optimizer, trained, cfg.momentum, cfg.beta1, cfg.weight_decay)
     reference, state = {name: p.copy() for name, p in start.items()}, {}
-    sizes, lrs = [32, 32, 17, 32, 5, 32] * 2, np.linspace(0.3, 0.02, 12)
+    sizes, lrs = [32, 32, 17, 32, 5] * 8, np.linspace(0.3, 0.02, 40)
+    assert len(sizes) > FLUSH_EVERY
     first = 0
     for t, (m, lr) in enumerate(zip(sizes, lrs, strict=True), 1):
         xb, yb = X[first : first + m], labels[first : first + m]
         first += m
-        fast_loss, _ = trainer.step(xb, yb, lr)
+        loss, Z2 = step(trained, grads, opt, xb, yb, lr)
         reference_loss = reference_step(reference, state, xb, yb, lr, cfg, t)
-        assert fast_loss / m == pytest.approx(reference_loss, rel=1e-12), t
+        assert loss == pytest.approx(reference_loss, rel=1e-12), t
     for name in start:
-        np.testing.assert_allclose(trainer.params[name], reference[name], rtol=1e-10, atol=1e-13)
-        assert not np.allclose(trainer.params[name], start[name])  # it moved
+        np.testing.assert_allclose(trained[name], reference[name], rtol=1e-10, atol=1e-13)
+        assert not np.allclose(trained[name], start[name])  # it moved
 
 
 def test_augmentation_changes_neither_the_start_nor_the_shuffle(data, monkeypatch):
     """Each purpose draws from its own stream: a shift or a pool of copies changes what the
     images look like, not the initial weights nor the order the images come in."""
     seen = []
-    trainer_init, epoch = Trainer.__init__, Batches.epoch
+    epoch = Batches.epoch
 
-    def spy_init(self, params, cfg, max_batch):
+    def spy_optimizer(name, params, *args):
         seen.append(("start", {name: p.copy() for name, p in params.items()}))
-        trainer_init(self, params, cfg, max_batch)
+        return make_optimizer(name, params, *args)
 
     def spy_epoch(self, order, where=None):
         seen.append(("order", order.copy()))
         yield from epoch(self, order, where)
 
-    monkeypatch.setattr(Trainer, "__init__", spy_init)
+    monkeypatch.setattr("mnistnet.nn.train.make_optimizer", spy_optimizer)
     monkeypatch.setattr(Batches, "epoch", spy_epoch)
     pool = make_pool(data[0], AugmentConfig(copies=2))
     runs = {}
@@ -149,3 +153,27 @@ def test_divergence_names_the_epoch_and_the_fix(data):
         TrainingDiverged, match=r"diverged in epoch 1/4: .*Lower train\.lr \(now 1e\+30"
     ):
         train(cfg, *data)
+
+
+def test_training_runs_the_network_in_model_py(data, monkeypatch):
+    """A learner who swaps ReLU for a leaky ReLU in model.py changes what training learns."""
+    relu, _ = train(SMALL, *data)
+
+    def leaky_forward(params, X):
+        Z1 = X @ params["W1"] + params["b1"]
+        H = np.where(Z1 > 0, Z1, 0.1 * Z1)
+        return H, H @ params["W2"] + params["b2"]
+
+    def leaky_backward(params, X, H, dZ2, grads=None):
+        dH = dZ2 @ params["W2"].T
+        dZ1 = dH * np.where(H > 0, 1.0, 0.1)
+        fresh = {"W1": X.T @ dZ1, "b1": dZ1.sum(0), "W2": H.T @ dZ2, "b2": dZ2.sum(0)}
+        for name, g in fresh.items():
+            grads[name][...] = g
+        return grads
+
+    monkeypatch.setattr(model, "forward", leaky_forward)
+    monkeypatch.setattr(model, "backward", leaky_backward)
+    leaky, history = train(SMALL, *data)
+    assert leaky["W1"].tobytes() != relu["W1"].tobytes()
+    assert history[-1].train_loss < history[0].train_loss / 3  # and it still learns

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistnet.data.mnist import CLASSES
-from mnistnet.nn.model import cross_entropy, forward, softmax
+from mnistnet.nn.model import forward, softmax, softmax_cross_entropy
 from mnistnet.pipeline.errors import DataError
 
 
@@ -60,7 +60,7 @@ def evaluate_model(params: dict, X: np.ndarray, labels: np.ndarray) -> dict:
     scores = class_scores(cm)
     return {
         "accuracy": float(np.trace(cm) / max(len(labels), 1)),
-        "loss": cross_entropy(logits, labels),
+        "loss": softmax_cross_entropy(logits, labels)[0],
         "confusion": cm,
         "scores": scores,
         "macro": {name: float(scores[name].mean()) for name in ("precision", "recall", "f1")},

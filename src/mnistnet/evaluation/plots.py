@@ -135,12 +135,24 @@ def misclassified_grid(
     return fig
 
 
+def kept_start(W: np.ndarray, W_start: np.ndarray) -> np.ndarray:
+    """float (h,): per unit (column), the cosine between its weights and its initial ones.
+
+    Near 1: the unit's weights are still their random start, at most shrunk by weight decay,
+    so it learned nothing (typically a ReLU that gradients rarely reach); a unit that learned
+    has a pattern of its own, at about 0.2 here.
+    """
+    dot = (W * W_start).sum(axis=0, dtype=np.float64)
+    norms = np.linalg.norm(W, axis=0) * np.linalg.norm(W_start, axis=0)
+    return np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
+
+
 def weight_images(W1: np.ndarray, unlearned: np.ndarray | None = None) -> Figure:
     """Each hidden unit's 784 input weights (d, h) as a 28×28 image: red +, blue −.
 
     Each tile is scaled by its unit's largest absolute weight (the colour bar's unit), so
     white is exactly zero. ``unlearned`` (h,) bool marks the units whose weights are still
-    their random start (``model.kept_start``): they get a black frame and are counted in the
+    their random start (``kept_start``): they get a black frame and are counted in the
     title. The tiles form one mosaic drawn by a single ``imshow`` (one axes per unit would
     make this the slowest figure by far).
     """

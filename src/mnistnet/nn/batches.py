@@ -1,10 +1,9 @@
 """What training shows the network: shuffled mini-batches, augmented afresh every epoch.
 
-``Batches`` gathers each batch into one reused buffer. Augmented, every epoch shows each image
-as itself or as one of its distorted copies (the augment stage's pool), moved by a whole
-number of pixels in ±``shift`` per axis; ``draw`` picks both from the augmentation stream.
-The move is a 28×28 window of a batch-sized canvas padded with ``shift`` zeros all round, so
-it costs one small copy per batch and no second copy of the pool.
+Augmented, every epoch shows each image as itself or as one of its distorted copies (the
+augment stage's pool), moved by a whole number of pixels in ±``shift`` per axis; ``draw``
+picks both from the augmentation stream. A move is a 28×28 window of the image padded with
+``shift`` zeros all round, so a batch of moved images costs one gather, like an unmoved one.
 """
 
 from __future__ import annotations
@@ -14,43 +13,33 @@ from collections.abc import Iterator
 import numpy as np
 
 from mnistnet.data.mnist import PIXELS, SHAPE, SIDE
-from mnistnet.data.preprocess import to_uint8
+from mnistnet.data.preprocess import normalize
 
 
 class Batches:
-    """Mini-batches of X (n, d) and labels (n,) in a given order, in reused buffers."""
+    """Mini-batches of images x (n, d) and labels (n,), in a given order."""
 
     def __init__(
         self,
-        X: np.ndarray,
+        x: np.ndarray,
         labels: np.ndarray,
         batch: int,
         pool: np.ndarray | None = None,
         shift: int = 0,
     ) -> None:
-        n = len(X)
-        self.X, self.labels, self.batch = X, labels, batch
-        self.Xb = np.empty((batch, X.shape[1]), X.dtype)  # (batch, d)
-        self.yb = np.empty(batch, labels.dtype)
+        self.x, self.labels, self.batch, self.shift = x, labels, batch, shift
+        self.pool = pool  # uint8 (copies, n, d): versions 1…copies of every image
         self.copies = 0 if pool is None else len(pool)
-        self.shift = shift
         self.augmented = bool(self.copies or shift)
-        if self.augmented:
-            if pool is not None and pool.shape[1:] != (n, PIXELS):
-                raise ValueError(f"pool {pool.shape} does not hold copies of x {X.shape}")
-            self.originals = to_uint8(X)  # (n, d) uint8: version 0 of every image
-            self.pool = pool  # (copies, n, d) uint8, versions 1…copies; not copied
-            side = SIDE + 2 * shift
-            self.canvas = np.zeros((batch, side, side), np.uint8)  # the border stays 0
-            # (batch, 2 shift + 1, 2 shift + 1, 28, 28): [i, dy, dx] is a window of image i
-            self.windows = np.lib.stride_tricks.sliding_window_view(self.canvas, SHAPE, axis=(1, 2))
+        if self.augmented:  # (n, 2 shift + 1, 2 shift + 1, 28, 28)
+            self.windows = moved_views(x.reshape(len(x), *SHAPE), shift)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
         """Per image, what this epoch shows: int (3, n) of (version, dy, dx), or None when
         unaugmented.
 
         Draws from ``rng`` which version of each image to show (0: the original, k: copy k)
-        and its translation, uniform in ±``shift`` pixels per axis (``dy = shift``: none).
+        and its move, uniform in ±``shift`` pixels per axis (``dy = shift``: none).
         """
         if not self.augmented:
             return None
@@ -66,34 +55,39 @@ class Batches:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied.
 
-        ``where`` (3, n) from ``draw``: the version and window each image is read from.
+        ``where`` (3, n) from ``draw``: the version and move of each image.
         """
         if order is None and where is None:
-            yield self.X, self.labels
+            yield self.x, self.labels
             return
-        order = np.arange(len(self.X)) if order is None else order
+        order = np.arange(len(self.x)) if order is None else order
         for first in range(0, len(order), self.batch):
             idx = order[first : first + self.batch]
-            m = len(idx)
             if where is None:
-                # mode="clip": the default "raise" buffers the output, doubling the copy
-                np.take(self.X, idx, axis=0, out=self.Xb[:m], mode="clip")
+                X = np.take(self.x, idx, axis=0)  # (m, d)
             else:
-                images = self._versions(idx, where[0, idx])  # uint8 (m, d)
-                s = self.shift
-                self.canvas[:m, s : s + SIDE, s : s + SIDE] = images.reshape(m, *SHAPE)
-                shown = self.windows[np.arange(m), where[1, idx], where[2, idx]]  # a copy
-                np.divide(shown.reshape(m, -1), np.float32(255), out=self.Xb[:m])  # as normalize
-            np.take(self.labels, idx, out=self.yb[:m], mode="clip")
-            yield self.Xb[:m], self.yb[:m]
+                X = self.windows[idx, where[1, idx], where[2, idx]]  # (m, 28, 28)
+                copied = np.flatnonzero(where[0, idx])
+                if len(copied):
+                    X[copied] = self.from_pool(idx[copied], where[:, idx[copied]])
+                X = X.reshape(len(idx), PIXELS)
+            yield X, self.labels[idx]
 
-    def _versions(self, idx: np.ndarray, version: np.ndarray) -> np.ndarray:
-        """uint8 (m, d): image ``idx[i]`` as its ``version[i]`` (0: the original)."""
-        images = self.originals[idx]
-        copied = np.flatnonzero(version)
-        if len(copied):
-            images[copied] = self.pool[version[copied] - 1, idx[copied]]
-        return images
+    def from_pool(self, idx: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """Images ``idx`` (c,) as their copies ``where[0]``, moved by ``where[1:]``: (c, 28, 28)."""
+        images = normalize(self.pool[where[0] - 1, idx]).astype(self.x.dtype, copy=False)
+        views = moved_views(images.reshape(len(idx), *SHAPE), self.shift)
+        return views[np.arange(len(idx)), where[1], where[2]]
+
+
+def moved_views(images: np.ndarray, shift: int) -> np.ndarray:
+    """Every move of images (n, 28, 28) by up to ``shift`` pixels, as a view of one padded
+    copy: (n, 2 shift + 1, 2 shift + 1, 28, 28), ``[i, dy, dx]`` is image i moved down by
+    ``shift - dy`` and right by ``shift - dx`` pixels over a zero border."""
+    side = SIDE + 2 * shift
+    padded = np.zeros((len(images), side, side), images.dtype)
+    padded[:, shift : shift + SIDE, shift : shift + SIDE] = images
+    return np.lib.stride_tricks.sliding_window_view(padded, SHAPE, axis=(1, 2))
 
 
 def epoch_views(
@@ -104,5 +98,5 @@ def epoch_views(
     batches = Batches(x, labels, len(x), pool, shift)
     rng = np.random.default_rng(0)
     order = np.arange(len(x))
-    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0].copy() for _ in range(epochs)]
+    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0] for _ in range(epochs)]
     return np.stack(views, axis=1)  # (m, epochs, d)
