@@ -26,7 +26,7 @@ COPIES = 4
 RECIPES = {
     "affine (default ranges)": {},
     "affine + elastic (make accurate)": dict(
-        shift=1, rotate=10, scale=0.1, elastic_alpha=15, elastic_sigma=4
+        translate=1, rotate=10, scale=0.1, elastic_alpha=15, elastic_sigma=4
     ),
 }
 # One measurement, in a process of its own: argv = samples, settings as JSON, threads or "".

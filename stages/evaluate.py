@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.data.preprocess import load_split
 from mnistnet.evaluation.metrics import (
     classes_report,
     confusion_rows_csv,
@@ -17,7 +17,7 @@ from mnistnet.evaluation.metrics import (
     metrics_json,
     misclassified_csv,
 )
-from mnistnet.nn.checkpoint import check_prepared_alike, load_model
+from mnistnet.nn.checkpoint import load_model
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.stage import log, run
 from mnistnet.pipeline.storage import write_text
@@ -30,8 +30,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for the evaluation files")
     args = parser.parse_args()
 
-    params, meta = load_model(args.model)
-    check_prepared_alike(meta, split_meta(args.test), args.test)
+    params, _ = load_model(args.model)
     x_test, y_test = load_split(args.test)
     try:
         result = evaluate_model(params, x_test, y_test)

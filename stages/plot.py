@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mnistnet.data.augment import load_pool
 from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
-from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.data.preprocess import load_split
 from mnistnet.evaluation import history, plots
 from mnistnet.nn.batches import epoch_views
 from mnistnet.nn.checkpoint import load_model
@@ -49,7 +49,7 @@ def main() -> None:
     mistakes = plots.load_misclassified(Path(args.eval) / "misclassified.csv", cfg.misclassified)
     x_test, _ = load_split(args.test)
     x_train, y_train = load_split(args.train)
-    pool, _ = load_pool(args.pool, len(x_train), split_meta(args.train))
+    pool, _ = load_pool(args.pool, len(x_train))
     shift = meta["train"].get("shift", 0)  # what the model was trained with
     # what the network sees: a few training images in successive epochs
     views = epoch_views(x_train[:EXAMPLES], y_train[:EXAMPLES], pool[:, :EXAMPLES], shift,
@@ -57,8 +57,8 @@ def main() -> None:
     trained = meta["train"]  # the settings that made the model: its start can be redrawn
     start = init_params(Streams.from_seed(trained["seed"]).init, PIXELS, hidden, CLASSES,
                         trained["init"], trained["init_scale"], params["W1"].dtype)  # fmt: skip
-    unlearned = plots.kept_start(params["W1"], start["W1"]) >= UNLEARNED
-    shown = slice(0, cfg.hidden_units or None)
+    unlearned = plots.cosine_to_start(params["W1"], start["W1"]) >= UNLEARNED
+    units = slice(0, cfg.hidden_units or None)
 
     figures = {
         "training_curves.png": plots.training_curves(history.read(args.live)),
@@ -69,7 +69,7 @@ def main() -> None:
             mistakes["predicted"],
             mistakes["confidence"],
         ),  # fmt: skip
-        "first_layer_weights.png": plots.weight_images(params["W1"][:, shown], unlearned[shown]),
+        "first_layer_weights.png": plots.weight_images(params["W1"][:, units], unlearned[units]),
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
         "augmented_examples.png": plots.augmented_examples(views, len(pool), shift),
     }

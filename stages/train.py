@@ -34,7 +34,7 @@ def main() -> None:
     data = split_meta(Path(args.data) / "train.npz")
     copies = (npz_shape(args.pool, "pool") or (0,))[0]  # from its header, before loading it
     check_memory(cfg, len(x_train), len(x_val), copies)
-    pool, pool_meta = load_pool(args.pool, len(x_train), data)
+    pool, pool_meta = load_pool(args.pool, len(x_train))
     log(f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}")  # fmt: skip
     with history.open_log(args.live) as live:

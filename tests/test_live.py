@@ -44,7 +44,7 @@ def live_steps(shown: list, running_only: bool = False) -> list[int]:
                 rows += exp["revs"]
     steps = []
     for row in rows:
-        metrics = ((row.get("data") or {}).get("metrics") or {}).get("data/train/metrics.json")
+        metrics = ((row.get("data") or {}).get("metrics") or {}).get("data/dvclive/metrics.json")
         step = ((metrics or {}).get("data") or {}).get("step")
         if step is not None:
             steps.append(step)

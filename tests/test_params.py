@@ -106,10 +106,10 @@ def test_check_reports_every_problem_in_one_run(tmp_path, capsys):
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "error: augment.rotate: got 500.0; expected 0 <= rotate <= 90",
-        "error: train.epochs: expected a whole number, got 'twenty'.",
-        "error: train.lr: got -1.0; expected a number > 0",
-        "error: train.optimizer: got 'adamw'; allowed values are 'sgd', 'momentum' or 'adam'.",
+        "error: augment.rotate: Input should be less than or equal to 90 (got 500).",
+        "error: train.epochs: Input should be a valid integer (got 'twenty').",
+        "error: train.lr: Input should be greater than 0 (got -1).",
+        "error: train.optimizer: Input should be 'sgd', 'momentum' or 'adam' (got 'adamw').",
     ]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from mnistnet.evaluation import plots
 from mnistnet.pipeline.config import from_mapping
-from mnistnet.pipeline.errors import ConfigError, DataError
+from mnistnet.pipeline.errors import ConfigError
 
 
 def png_size(path):
@@ -49,16 +49,10 @@ def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
     assert (tmp_path / "again.png").read_bytes() == (tmp_path / "per_class.png").read_bytes()
 
 
-def test_the_confusion_reader(tmp_path):
-    (tmp_path / "c.json").write_text('{"confusion_matrix": [[1, 2], [3]]}')
-    with pytest.raises(DataError, match="confusion_matrix"):
-        plots.load_confusion(tmp_path / "c.json")
-
-
 def test_plot_config_ranges():
-    with pytest.raises(ConfigError, match=r"plot\.dpi: got 5"):
+    with pytest.raises(ConfigError, match=r"plot\.dpi: .* \(got 5\)"):
         from_mapping(plots.PlotConfig, {"dpi": 5}, "plot")
-    with pytest.raises(ConfigError, match=r"plot\.misclassified: got 0"):
+    with pytest.raises(ConfigError, match=r"plot\.misclassified: .* \(got 0\)"):
         from_mapping(plots.PlotConfig, {"misclassified": 0}, "plot")
 
 
@@ -79,11 +73,11 @@ def test_the_augmentation_figure_labels_each_column_with_its_epoch():
     assert labels == [f"epoch {e}" for e in range(1, 6)]
 
 
-def test_kept_start_tells_a_unit_that_never_learned():
+def test_cosine_to_start_tells_a_unit_that_never_learned():
     rng = np.random.default_rng(0)
     start = rng.standard_normal((784, 3))
     now = np.stack([0.3 * start[:, 0], rng.standard_normal(784), start[:, 2] + 5], axis=1)
-    kept = plots.kept_start(now, start)
+    kept = plots.cosine_to_start(now, start)
     assert kept[0] == pytest.approx(1.0)  # only shrunk (weight decay): learned nothing
     assert abs(kept[1]) < 0.2  # a pattern of its own
     assert 0 < kept[2] < 0.5

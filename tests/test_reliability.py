@@ -6,7 +6,6 @@ overlap, and that its bytes do not depend on where or when it runs.
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import os
 import signal
@@ -16,10 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
-import yaml
 
 from conftest import make_project, write_keras_npz
 
@@ -220,39 +217,3 @@ def test_a_second_repro_is_refused_while_one_runs(prepared, tmp_path):
     assert "is busy, it is being blocked by" in second.stderr
     assert first.dvc.returncode == 0, output
     assert dvc_project.dvc("status", "-q", "train", check=False).returncode == 0  # intact
-
-
-def test_a_damaged_cache_object_is_reported_with_a_recovery_that_works(finished_project):
-    """A bit flips in DVC's cached model, its timestamp kept (as a disk error would): DVC
-    trusts the object, so `dvc repro train` skips and `-f` copies it back. The loader's
-    message gives the commands that do repair it."""
-    project = finished_project
-    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
-    md5 = next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"].endswith(".npz"))
-    obj = project.root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
-    project.dvc("status")  # DVC records what it has seen: the object's hash, by its mtime
-    stat = obj.stat()
-    obj.chmod(0o644)
-    data = bytearray(obj.read_bytes())
-    data[2000] ^= 0x01
-    obj.write_bytes(bytes(data))
-    obj.chmod(stat.st_mode)  # read-only again, its mtime as it was: nothing tells DVC
-    os.utime(obj, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    (project.root / "data/model/model.npz").unlink()
-    project.dvc("checkout")  # the damaged copy, silently
-    assert "Stage 'train' didn't change" in project.dvc("repro", "train").stdout
-
-    digits = project.root / "digits.npy"
-    np.save(digits, np.load(project.root / "data/processed/test.npz")["x"][:3].reshape(3, 28, 28))
-    predict = [sys.executable, "-m", "mnistnet.apps.cli", "predict", str(digits)]
-    refused = subprocess.run(predict, cwd=project.root, env=project.env, capture_output=True,
-                             text=True)  # fmt: skip
-    assert refused.returncode == 1 and "Bad CRC-32" in refused.stderr
-    command = refused.stderr.split("then rebuild: ", 1)[1].split(" (or dvc pull")[0]
-    subprocess.run(["sh", "-c", command], cwd=project.root, env=project.env, check=True,
-                   capture_output=True)  # fmt: skip
-    repaired_bytes = (project.root / "data/model/model.npz").read_bytes()
-    assert hashlib.md5(repaired_bytes).hexdigest() == md5  # the model dvc.lock names
-    repaired = subprocess.run(predict, cwd=project.root, env=project.env, capture_output=True,
-                              text=True)  # fmt: skip
-    assert repaired.returncode == 0 and len(repaired.stdout.splitlines()) == 3

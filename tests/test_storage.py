@@ -142,7 +142,7 @@ def test_a_stage_interrupted_between_two_outputs_replaces_neither(tmp_path):
     [
         (None, {"x": (np.float32, 2)}, "file not found. Do this"),
         (b"not a zip", {"x": (np.float32, 2)}, "not a readable .npz file"),
-        ({"y": np.zeros(2)}, {"x": (np.float32, 2)}, r"missing arrays \['x'\]"),
+        ({"y": np.zeros(2)}, {"x": (np.float32, 2)}, r"array 'x' is missing"),
         ({"x": np.zeros(2)}, {"x": (np.float32, 2)}, "'x' is float64 with shape \\(2,\\)"),
     ],
 )

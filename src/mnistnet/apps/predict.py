@@ -44,7 +44,7 @@ from mnistnet.data.mnist import SHAPE, SIDE
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn.model import predict_proba
 from mnistnet.pipeline.errors import DataError
-from mnistnet.pipeline.storage import load_npy, load_npz, npz_names
+from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
@@ -241,7 +241,7 @@ def _load_array(path: Path, kind: str) -> np.ndarray:
         if key is None and len(names) != 1:
             raise DataError(f"holds arrays {names[:10]}; name the images 'x' or 'images'")
         key = key or names[0]
-        loaded = load_npz(path, {key: (None, None)}, fix="")[key]
+        loaded = load_untrusted_npz(path, {key: (None, None)}, fix="")[key]
     images = loaded[None] if loaded.ndim == 2 else loaded
     if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")

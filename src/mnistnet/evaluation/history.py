@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.storage import missing_file
 
 # EpochStats field → DVCLive metric name (train/loss → "train.loss" in dvc exp show)
@@ -71,24 +70,15 @@ def read(folder: str | os.PathLike) -> dict[str, list]:
     """The log in ``folder`` as columns: ``epoch`` and each ``METRICS`` field, a value per
     epoch (None for a metric not logged, such as val/ without a validation split)."""
     folder = Path(folder) / "plots" / "metrics"
+    if not (folder / "train" / "loss.tsv").is_file():
+        raise missing_file(folder / "train" / "loss.tsv", FIX)
     columns: dict[str, list] = {}
     for field, name in METRICS.items():
         path = folder / f"{name}.tsv"
-        if not path.is_file():
-            if field == "train_loss":
-                raise missing_file(path, FIX)
-            continue
-        try:
+        if path.is_file():
             with open(path, encoding="utf-8", newline="") as f:
                 rows = list(csv.DictReader(f, delimiter="\t"))
-            steps = [int(row["step"]) for row in rows]
+            columns["epoch"] = [int(row["step"]) for row in rows]
             columns[field] = [float(row[os.path.basename(name)]) for row in rows]
-        except (OSError, KeyError, ValueError, TypeError) as e:
-            raise DataError(f"{path}: not a DVCLive metric file ({e}). {FIX}") from e
-        if "epoch" in columns and steps != columns["epoch"]:
-            raise DataError(f"{path}: its steps do not match train/loss's. {FIX}")
-        columns["epoch"] = steps
-    if not columns["epoch"]:
-        raise DataError(f"{folder}: the training log is empty. {FIX}")
-    return {field: columns.get(field, [None] * len(columns["epoch"])) for field in
-            ("epoch", *METRICS)}  # fmt: skip
+    epochs = len(columns["epoch"])
+    return {"epoch": columns["epoch"], **{f: columns.get(f, [None] * epochs) for f in METRICS}}

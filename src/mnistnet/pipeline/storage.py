@@ -18,7 +18,6 @@ import contextlib
 import difflib
 import errno
 import io
-import json
 import math
 import os
 import signal
@@ -217,11 +216,40 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def load_npz(
+    path: str | os.PathLike, schema: Mapping[str, tuple[np.dtype | type | None, int]], fix: str
+) -> dict[str, np.ndarray]:
+    """The arrays named in ``schema`` from an ``.npz`` file this pipeline wrote.
+
+    DVC has checked its bytes, so it is loaded as it is, without pickle; ``schema`` maps each
+    array to ``(dtype, ndim)`` (None: any dtype) and a mismatch is a ``DataError`` naming the
+    file and ending with ``fix``, the sentence that says how to rebuild it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise missing_file(path, fix)
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in schema if name in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
+    for name, (dtype, ndim) in schema.items():
+        a = arrays.get(name)
+        if a is None or (dtype is not None and a.dtype != np.dtype(dtype)) or a.ndim != ndim:
+            got = "missing" if a is None else f"{a.dtype} with shape {a.shape}"
+            wanted = "any dtype" if dtype is None else np.dtype(dtype)
+            raise DataError(
+                f"{path}: array {name!r} is {got}, expected {wanted} with {ndim} dimensions. {fix}"
+            )
+    return arrays
+
+
+def load_untrusted_npz(
     path: str | os.PathLike,
     schema: Mapping[str, tuple[np.dtype | type | None, int]],
     fix: str,
 ) -> dict[str, np.ndarray]:
-    """Load the arrays named in ``schema`` from an ``.npz`` file, without pickle.
+    """Load the arrays named in ``schema`` from an ``.npz`` file from outside the pipeline (a
+    download, a user's file), without pickle, and without trusting what it says of itself.
 
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
     non-object dtype, an ndim of None any rank. Any problem (missing file, not a zip, missing
@@ -247,7 +275,7 @@ def load_npz(
         raise
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
             zlib.error, struct.error) as e:  # fmt: skip
-        raise DataError(f"{path}: not a readable .npz file ({e}). {damaged(path) or fix}") from e
+        raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
     for name, (dtype, ndim) in schema.items():
         a = arrays[name]
         if (dtype is not None and a.dtype != np.dtype(dtype)) or ndim not in (None, a.ndim):
@@ -257,39 +285,6 @@ def load_npz(
                 f"expected {wanted} with {ndim} dimensions. {fix}"
             )
     return arrays
-
-
-def damaged(path: str | os.PathLike) -> str:
-    """How to repair ``path`` if it is a damaged DVC output, or "" if DVC does not track it.
-
-    DVC copies an output from its cache, so a damaged file there means a damaged cache
-    object, which DVC keeps trusting: ``dvc repro`` then skips the stage, and ``repro -f``
-    puts the damaged object back. Removing the object first makes both rebuild it.
-    """
-    path = Path(path).resolve()
-    for folder in path.parents:
-        lock = folder / "dvc.lock"
-        if not lock.is_file():
-            continue
-        try:
-            import yaml
-
-            stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
-            relative = path.relative_to(folder).as_posix()
-            for name, stage in stages.items():
-                for out in stage.get("outs", []):
-                    if out.get("path") == relative and out.get("md5"):
-                        md5 = out["md5"]
-                        return (
-                            f"If DVC put it there, DVC's cached copy is damaged too: remove "
-                            f'that copy, then rebuild: rm -f "$(dvc cache dir)/files/md5/'
-                            f'{md5[:2]}/{md5[2:]}" && dvc repro {name} (or dvc pull, if a '
-                            f"remote holds it)"
-                        )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not DVC's
-            return ""
-        return ""
-    return ""
 
 
 def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
@@ -303,17 +298,6 @@ def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
             return tuple(read(f)[0])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a peek: unknown
         return None
-
-
-def load_meta(path: str | os.PathLike, text: np.ndarray, fix: str) -> dict:
-    """The JSON object held in a file's ``meta`` array, or ``DataError`` naming ``path``."""
-    try:
-        meta = json.loads(str(text))
-    except ValueError as e:  # json.JSONDecodeError
-        raise DataError(f"{path}: unreadable metadata ({e}). {fix}") from e
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: its metadata is not a JSON object. {fix}")
-    return meta
 
 
 def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndarray:
