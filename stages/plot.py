@@ -3,7 +3,7 @@
 import _venv  # noqa: F401  a clear error when run outside .venv
 from mnistnet.pipeline.numerics import pin
 
-pin()  # before NumPy loads: the same bytes on every x86-64 CPU (numerics.py)
+pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/numerics.py)
 
 import argparse
 from pathlib import Path

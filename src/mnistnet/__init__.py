@@ -7,7 +7,7 @@ call into this package. Its folders, in reading order:
   - ``model``      the network: forward pass, softmax cross-entropy, backward pass
   - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
   - ``train``      the training loop, and the ``train`` params section
-  - ``batches``    the shuffled, shifted mini-batches each epoch shows the network
+  - ``batches``    the shuffled mini-batches each epoch shows: originals or pool copies, moved
   - ``streams``    one random generator per purpose (initial weights, shuffle, augmentation)
   - ``checkpoint`` saving and loading trained networks (``.npz``, no pickle)
 - ``data/``        the data steps
@@ -24,13 +24,13 @@ call into this package. Its folders, in reading order:
 - ``apps/``        what is built on a trained model; no stage imports these
   - ``cli``        the ``mnistnet`` command
   - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
-  - ``predict``    reading and normalizing your own digit images
+  - ``predict``    reading, normalizing and classifying your own digit images
   - ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
   - ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
 - ``pipeline/``    what every stage shares
   - ``config``     params sections as typed models, and whether a plan fits in memory
   - ``errors``     the failures the project expects, one class each
-  - ``numerics``   pins OpenBLAS and NumPy's CPU dispatch so results match on every x86-64 CPU
+  - ``numerics``   pins OpenBLAS and NumPy's CPU dispatch: the same bytes on every AVX2 CPU
   - ``stage``      a stage's entry point: progress lines, errors, all-or-nothing outputs
   - ``storage``    atomic, byte-deterministic file output and array loading
 

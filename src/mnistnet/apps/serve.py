@@ -5,13 +5,15 @@ The HTTP server is waitress (the Pylons project's WSGI server): it parses reques
 guessed at), answers an oversized body with 413 before reading it, closes a connection that
 stays silent for ``IDLE_TIMEOUT`` seconds, stops accepting beyond a connection limit that
 fits the process's file limit (the rest wait in the kernel's backlog instead of exhausting
-descriptors), sets TCP_NODELAY, and runs the app in a small thread pool. See the README for
-how it was chosen. This module adds the app, and makes even waitress's own errors JSON.
+descriptors), sets TCP_NODELAY, and runs the app in a small thread pool. The README compares
+it with uvicorn and hypercorn. This module adds the app, and makes even waitress's own errors
+JSON.
 
 The page (``web/``: plain HTML, CSS and JavaScript, no build step, nothing fetched from
 elsewhere) sends each drawing as a PNG to ``POST /api/predict``, which runs the same decoding,
-normalization and model code as ``mnistnet predict``; at most one image per core is decoded
-at a time, so a burst of large images cannot multiply the memory a decode takes.
+normalization and model code as ``mnistnet predict``; at most one decode per core runs at a
+time, within ``DECODE_BUDGET`` bytes together, so a burst of large images queues instead of
+adding up.
 
 Routes: ``GET /`` and its two assets, ``GET /api/model``, ``GET /healthz`` (each also
 ``HEAD``), ``POST /api/predict``. Anything else is 404 (unknown path) or 405 (known path,
@@ -254,8 +256,9 @@ def make_server(
     """A waitress server bound to (host, port); port 0 picks a free one (``.effective_port``).
     A connection silent for ``idle_timeout`` seconds is closed (checked every second).
 
-    The one change to waitress itself: its own error responses (a malformed request, 413,
-    431, …) are JSON, like the app's, through a subclass of its error task.
+    Two changes to waitress itself: its own error responses (a malformed request, 413, 431,
+    …) are JSON, like the app's, through a subclass of its error task; and a Content-Length
+    too long for int() is a 400, through a subclass of its parser.
     """
     from waitress.adjustments import Adjustments
     from waitress.channel import HTTPChannel
@@ -303,7 +306,7 @@ def return_freed_memory() -> None:
 
     By default glibc raises its mmap threshold to the size of the largest block freed (up to
     32 MB), so after one big decode every later one is served from the heap, and its pages
-    stay with the process when freed: 16 large uploads left 1.5 GB behind. A fixed threshold
+    stay with the process when freed. A fixed threshold
     keeps big blocks in mmap, returned when freed. Elsewhere (not glibc) nothing is changed.
     """
     name = ctypes.util.find_library("c")

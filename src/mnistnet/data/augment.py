@@ -122,7 +122,7 @@ def warp(
     rows, cols = grid  # (784,) each, relative to the centre
     cos = (np.cos(angle) / zoom).astype(np.float32)[:, None]  # (n, 1)
     sin = (np.sin(angle) / zoom).astype(np.float32)[:, None]
-    # where each output pixel comes from: undo the shift, then the rotation and zoom
+    # where each output pixel comes from: undo the translation, then the rotation and zoom
     dy, dx = shift[:, 0:1].astype(np.float32), shift[:, 1:2].astype(np.float32)
     r = cos * rows - sin * cols + (np.float32(CENTRE) - cos * dy + sin * dx)  # (n, 784)
     c = sin * rows + cos * cols + (np.float32(CENTRE) - sin * dy - cos * dx)
@@ -190,7 +190,7 @@ def make_pool(
 
     ``x_train`` is the preprocessed float32 (n, 784) in [0, 1]; it holds exact multiples of
     1/255, so rounding ``x * 255`` recovers the original bytes. Copy k draws from its own
-    stream: first every image's rotation, zoom and shift, then, with elastic distortion on,
+    stream: first every image's rotation, zoom and translation, then, with elastic distortion on,
     every image's noise in order. The copies are made ``threads`` at a time (NumPy releases
     the GIL), each ``chunk`` images at a time; neither changes a byte.
     """

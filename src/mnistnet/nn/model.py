@@ -1,7 +1,7 @@
 """The network: ``X (n, d) → Linear → ReLU → Linear → softmax``, trained on cross-entropy.
 
 Pure NumPy, no files, no printing, no global state. Everything that runs the network calls
-these functions: the training loop (``train``), the evaluate stage, ``predict`` and
+these functions: the training loop (``nn/train.py``), the evaluate stage, ``predict`` and
 ``serve``. Each line of ``forward`` and ``backward`` is one equation of the textbook
 derivation, named by its symbol (``Z1``, ``dW2``), with the array's shape beside it.
 
@@ -101,7 +101,8 @@ def backward(
 
 
 def loss_and_grads(params: Params, X: np.ndarray, labels: np.ndarray) -> tuple[float, Params]:
-    """Mean cross-entropy and its gradients for one batch: the three steps in one call."""
+    """Mean cross-entropy and its gradients for one batch: the three steps in one call (what
+    the gradient tests and the plain loop of bench/bench_train.py use)."""
     H, Z2 = forward(params, X)
     loss, dZ2 = softmax_cross_entropy(Z2, labels)
     return loss, backward(params, X, H, dZ2)

@@ -20,9 +20,9 @@ import numpy as np
 
 ADAM_BETA2 = 0.999  # second-moment decay; the standard value, rarely worth tuning
 ADAM_EPS = 1e-8  # keeps the step finite where the second moment is ~0
-# Steps between flushes. A value above the threshold, shrinking by at most half a step,
-# cannot reach the subnormals between two flushes; one shrinking faster passes through them
-# to 0 within a few steps.
+# Steps between flushes. A value above the threshold (2^FLUSH_EVERY × the smallest normal
+# float) that at most halves each step stays normal until the next flush; one shrinking
+# faster passes through the subnormals to 0 within a few steps.
 FLUSH_EVERY = 32
 
 
@@ -39,8 +39,8 @@ def learning_rate(schedule: str, base_lr: float, step: int, total_steps: int) ->
 
 
 def flush_tiny(a: np.ndarray) -> None:
-    """Set the entries of ``a`` below 2^32 × the smallest normal float to exactly 0 (for
-    float32, below 5e-29: far below anything that moves a weight)."""
+    """Set the entries of ``a`` below 2^FLUSH_EVERY × the smallest normal float to exactly 0
+    (for float32, below 5e-29: far below anything that moves a weight)."""
     a[np.abs(a) < np.finfo(a.dtype).tiny * 2.0**FLUSH_EVERY] = 0
 
 

@@ -57,7 +57,7 @@ class TrainConfig(Section):
     shift: int = Field(
         1, ge=0, le=4, description="each epoch, move every image by up to +-shift pixels per axis"
     )
-    seed: int = Field(0, ge=0, description="seeds initial weights, shuffles and shifts")
+    seed: int = Field(0, ge=0, description="seeds initial weights, shuffles, augmentation draws")
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The failures this project expects, one class each, all with a message for people.
 
 Each message names the file or params key and says how to fix it. A stage (``stage.run``)
-and the ``mnistnet`` command turn exactly these into one ``error:`` line and a non-zero exit
-status; any other exception is a bug and keeps its traceback. Nothing here subclasses
+turns exactly these into one ``error:`` line and a non-zero exit status, and each ``mnistnet``
+subcommand does the same for the ones it expects; any other exception is a bug and keeps its
+traceback. Nothing here subclasses
 ``ValueError`` or ``RuntimeError``, so catching these never swallows a NumPy shape bug.
 """
 

@@ -337,7 +337,7 @@ def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
     buffer = bytearray(nbytes)
     view = memoryview(buffer)
     # In slices: ZipExtFile.readinto reads into a new bytes object first, so one call
-    # would hold the array twice (a 16-copy pool: 1.4 GB instead of 0.7)
+    # would hold the array twice
     for start in range(0, nbytes, _READ_SLICE):
         if f.readinto(view[start : start + _READ_SLICE]) != min(_READ_SLICE, nbytes - start):
             raise ValueError(f"{name} is truncated")
@@ -346,7 +346,7 @@ def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
 
 
 def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
-    """The array in a ``.npy`` file, without pickle and checked as ``load_npz`` checks a
+    """The array in a ``.npy`` file, without pickle and checked as ``load_untrusted_npz`` checks a
     member: a header claiming more than the file holds is a ``DataError``, never an
     allocation."""
     path = Path(path)
