@@ -58,7 +58,7 @@ def main() -> None:
     start = init_params(Streams.from_seed(trained["seed"]).init, PIXELS, hidden, CLASSES,
                         trained["init"], trained["init_scale"], params["W1"].dtype)  # fmt: skip
     unlearned = plots.cosine_to_start(params["W1"], start["W1"]) >= UNLEARNED
-    units = slice(0, cfg.hidden_units or None)
+    units = slice(0, cfg.hidden_units or plots.MAX_UNITS_SHOWN)
 
     figures = {
         "training_curves.png": plots.training_curves(history.read(args.live)),
@@ -69,7 +69,9 @@ def main() -> None:
             mistakes["predicted"],
             mistakes["confidence"],
         ),  # fmt: skip
-        "first_layer_weights.png": plots.weight_images(params["W1"][:, units], unlearned[units]),
+        "first_layer_weights.png": plots.weight_images(
+            params["W1"][:, units], unlearned[units], hidden
+        ),
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
         "augmented_examples.png": plots.augmented_examples(views, len(pool), shift),
     }

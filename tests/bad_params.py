@@ -135,6 +135,12 @@ CASES = [
         "plot.misclassified: Input should be greater than or equal to 1 (got 0)",
     ),
     Bad(
+        "plot",
+        {"hidden_units": 257},
+        "plot.hidden_units: Input should be less than or equal to 256",
+    ),
+    Bad("plot", {"misclassified": 101}, "plot.misclassified: Input should be less than or equal"),
+    Bad(
         "plot", {"hidden_units": 200}, "plot.hidden_units: got 200, but", schema=False, local=False
     ),  # fmt: skip
     Bad("download", {"timeout": 0}, "download.timeout: Input should be greater than 0 (got 0)"),

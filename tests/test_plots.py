@@ -81,3 +81,20 @@ def test_cosine_to_start_tells_a_unit_that_never_learned():
     assert kept[0] == pytest.approx(1.0)  # only shrunk (weight decay): learned nothing
     assert abs(kept[1]) < 0.2  # a pattern of its own
     assert 0 < kept[2] < 0.5
+
+
+def test_whatever_check_accepts_the_largest_figures_stay_bounded():
+    """plot.* at their limits (600 dpi, 100 mistakes, 256 weight images of a wider layer):
+    each figure stays near 100 million pixels (400 MB as RGBA), so the plot stage cannot run
+    out of memory after the training time was spent."""
+    rng = np.random.default_rng(0)
+    biggest = {
+        "weights": plots.weight_images(rng.standard_normal((784, 256)), total=65_536),
+        "mistakes": plots.misclassified_grid(
+            rng.random((100, 28, 28)), np.zeros(100, int), np.ones(100, int), np.ones(100)
+        ),
+    }
+    for name, fig in biggest.items():
+        width, height = fig.get_size_inches() * 600
+        assert width * height < 120e6, (name, width, height)
+    assert "first 256 of 65536 hidden units" in biggest["weights"]._suptitle.get_text()

