@@ -79,6 +79,7 @@ lock:
 	rm -rf /tmp/mnistnet-lock && $(PYTHON) -m venv /tmp/mnistnet-lock
 	/tmp/mnistnet-lock/bin/pip install --quiet -e '.[dev,s3]'
 	/tmp/mnistnet-lock/bin/pip freeze --exclude-editable | grep -v '^mnistnet' > requirements.lock
+	python3 .ci/stage-packages  # the versions the stages' outputs depend on, for dvc.yaml
 	rm -rf /tmp/mnistnet-lock-moto && $(PYTHON) -m venv /tmp/mnistnet-lock-moto
 	/tmp/mnistnet-lock-moto/bin/pip install --quiet 'moto[server]'
 	/tmp/mnistnet-lock-moto/bin/pip freeze > requirements-moto.lock
