@@ -12,6 +12,7 @@ from mnistnet.data.augment import load_pool
 from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
 from mnistnet.data.preprocess import load_split
 from mnistnet.evaluation import history, plots
+from mnistnet.evaluation.robustness import RobustnessConfig
 from mnistnet.nn.batches import epoch_views
 from mnistnet.nn.checkpoint import load_model
 from mnistnet.nn.model import init_params
@@ -19,6 +20,7 @@ from mnistnet.nn.streams import Streams
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.errors import ConfigError
 from mnistnet.pipeline.stage import run
+from mnistnet.pipeline.storage import write_text
 
 EXAMPLES = 8  # training images shown as the network sees them
 EPOCHS_SHOWN = 8  # successive epochs of each
@@ -34,6 +36,8 @@ def main() -> None:
     parser.add_argument("--train", required=True, help="processed training split (.npz)")
     parser.add_argument("--model", required=True, help="model file from the train stage")
     parser.add_argument("--pool", required=True, help="distorted copies from the augment stage")
+    parser.add_argument("--robustness", required=True, help="the robustness stage's folder")
+    parser.add_argument("--table", required=True, help="accuracy per variant (.csv) to write")
     parser.add_argument("--out", required=True, help="folder for the PNG files")
     args = parser.parse_args()
 
@@ -75,6 +79,12 @@ def main() -> None:
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
         "augmented_examples.png": plots.augmented_examples(views, len(pool), shift),
     }
+    robustness = plots.load_robustness(args.robustness, list(RobustnessConfig.model_fields))
+    figures["robustness.png"] = plots.robustness_bars(
+        {variant: s["accuracy"] for variant, s in robustness.items()}
+    )
+    rows = [f"{v},{s['accuracy']},{s['loss']}\n" for v, s in robustness.items()]
+    write_text(args.table, "variant,accuracy,loss\n" + "".join(rows))  # for dvc plots
     for name, fig in figures.items():
         plots.save_png(fig, Path(args.out) / name, cfg.dpi)
 

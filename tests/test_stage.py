@@ -36,12 +36,18 @@ STAGE_ARGS = {
               "--model", "data/model/model.npz", "--live", "data/dvclive"],
     "evaluate": ["--model", "data/model/model.npz", "--test", "data/processed/test.npz",
                  "--out", "data/eval"],
+    **{f"robustness@{variant}": ["--variant", variant, "--model", "data/model/model.npz",
+                                 "--test", "data/processed/test.npz",
+                                 "--out", f"data/robustness/{variant}.json"]
+       for variant in ("clean", "shifted", "rotated", "scaled", "elastic", "noisy")},
     "plot": ["--live", "data/dvclive", "--eval", "data/eval", "--test",
              "data/processed/test.npz", "--train", "data/processed/train.npz",
              "--pool", "data/augmented/pool.npz", "--model", "data/model/model.npz",
+             "--robustness", "data/robustness", "--table", "data/robustness.csv",
              "--out", "data/plots"],
 }  # fmt: skip
-READS_PARAMS = {"download", "preprocess", "augment", "train", "plot"}
+READS_PARAMS = {"download", "preprocess", "augment", "train", "plot",
+                *(name for name in STAGE_ARGS if name.startswith("robustness@"))}  # fmt: skip
 
 
 def stage_args(stage_name: str, params: str) -> list[str]:
@@ -58,7 +64,8 @@ def run_here(folder: Path, stage_name: str, params: str = "params.yaml") -> tupl
     os.chdir(folder)
     try:
         with contextlib.redirect_stderr(err):
-            runpy.run_path(str(ROOT / "stages" / f"{stage_name}.py"), run_name="__main__")
+            script = stage_name.split("@")[0]  # robustness@clean runs stages/robustness.py
+            runpy.run_path(str(ROOT / "stages" / f"{script}.py"), run_name="__main__")
         code = 0
     except SystemExit as e:
         code = e.code
@@ -70,7 +77,7 @@ def run_here(folder: Path, stage_name: str, params: str = "params.yaml") -> tupl
 
 
 def run_subprocess(folder: Path, stage_name: str, params: str = "params.yaml"):
-    args = [sys.executable, str(ROOT / "stages" / f"{stage_name}.py")]
+    args = [sys.executable, str(ROOT / "stages" / f"{stage_name.split('@')[0]}.py")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run([*args, *stage_args(stage_name, params)], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -18,6 +18,7 @@ call into this package. Its folders, in reading order:
   - ``augment``    distorted copies of the training images (affine and elastic warps)
 - ``evaluation/``  judging a trained network
   - ``metrics``    test-set scores, per-class reports, confusion and mistake lists
+  - ``robustness`` variants of the test set (shifted, rotated, …, your own digits)
   - ``history``    the per-epoch training log, written with DVCLive and read back
   - ``plots``      the PNG figures of the plot stage
   - ``plots_html`` the offline HTML template for ``dvc plots show``

@@ -21,6 +21,7 @@ from mnistnet.data.augment import AugmentConfig
 from mnistnet.data.download import SOURCES_FILE, DownloadConfig, load_sources
 from mnistnet.data.preprocess import PreprocessConfig, check_val_size
 from mnistnet.evaluation.plots import PlotConfig
+from mnistnet.evaluation.robustness import RobustnessConfig
 from mnistnet.nn import train
 from mnistnet.nn.train import TrainConfig
 from mnistnet.pipeline.config import Section, from_mapping, read_params, shown
@@ -34,6 +35,7 @@ SECTIONS: dict[str, type[Section]] = {
     "preprocess": PreprocessConfig,
     "augment": AugmentConfig,
     "train": TrainConfig,
+    "robustness": RobustnessConfig,
     "plot": PlotConfig,
 }
 SCHEMA_FILE = "params.schema.json"
@@ -49,6 +51,7 @@ class ParamsFile(BaseModel):
     preprocess: PreprocessConfig = Field(description="the validation split")
     augment: AugmentConfig = Field(description="distorted copies of the training images")
     train: TrainConfig = Field(description="the network and its training")
+    robustness: RobustnessConfig = Field(description="the variants of the test set")
     plot: PlotConfig = Field(description="the plot stage's figures")
 
 
@@ -135,10 +138,17 @@ def json_schema() -> str:
 def markdown_table() -> str:
     """Every key of every section: default and meaning, as the README shows them."""
     lines = ["| key | default | meaning |", "|---|---|---|"]
-    for section, cls in SECTIONS.items():
+
+    def rows(prefix: str, cls: type[BaseModel]) -> None:
         for name, field in cls.model_fields.items():
             default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel) and type(default).model_fields:
+                rows(f"{prefix}.{name}", type(default))  # a subsection: its keys
+                continue
             if isinstance(default, BaseModel | tuple):
                 default = "(see params.yaml)"
-            lines.append(f"| `{section}.{name}` | {default} | {field.description} |")
+            lines.append(f"| `{prefix}.{name}` | {default} | {field.description} |")
+
+    for section, cls in SECTIONS.items():
+        rows(section, cls)
     return "\n".join(lines) + "\n"

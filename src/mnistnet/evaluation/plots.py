@@ -224,6 +224,32 @@ def per_class_accuracy(cm: np.ndarray) -> Figure:
     return fig
 
 
+def robustness_bars(accuracy: dict[str, float]) -> Figure:
+    """A bar per variant of the test set (``evaluation.robustness``): the model's accuracy
+    on it, in percent, in the order given."""
+    names = list(accuracy)
+    values = [100 * accuracy[name] for name in names]
+    fig = _figure(figsize=(8, 0.45 * len(names) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.barh(names, values, color="steelblue")
+    ax.bar_label(bars, labels=[f"{v:.1f} %" for v in values], fontsize=9, padding=3)
+    ax.invert_yaxis()  # the first variant (clean) on top
+    ax.set(title="Test accuracy on variants of the test set", xlabel="accuracy (%)", xlim=(0, 109))
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def load_robustness(folder: str | os.PathLike, variants: list[str]) -> dict[str, dict]:
+    """Each variant's ``accuracy`` and ``loss`` from the robustness stage's files."""
+    scores = {}
+    for variant in variants:
+        path = Path(folder) / f"{variant}.json"
+        if not path.is_file():
+            raise missing_file(path, f"Rerun the robustness stage: dvc repro robustness@{variant}")
+        scores[variant] = json.loads(path.read_text(encoding="utf-8"))["robustness"][variant]
+    return scores
+
+
 # --- reading the files the pictures are drawn from ----------------------------------------
 
 

@@ -1,0 +1,39 @@
+"""Stage `robustness`: score the trained model on one variant of the test set (dvc.yaml runs
+it once per variant, a `matrix`)."""
+
+import _venv  # noqa: F401  a clear error when run outside .venv
+from mnistnet.pipeline.numerics import pin
+
+pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/numerics.py)
+
+import argparse
+import json
+
+from mnistnet.data.preprocess import load_split
+from mnistnet.evaluation.metrics import evaluate_model
+from mnistnet.evaluation.robustness import RobustnessConfig, scores, vary
+from mnistnet.nn.checkpoint import load_model
+from mnistnet.pipeline.config import load_section
+from mnistnet.pipeline.stage import log, run
+from mnistnet.pipeline.storage import write_text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file")
+    parser.add_argument("--variant", required=True, choices=list(RobustnessConfig.model_fields))
+    parser.add_argument("--model", required=True, help="model file from the train stage")
+    parser.add_argument("--test", required=True, help="processed test split (.npz)")
+    parser.add_argument("--out", required=True, help="metrics file (.json) to write")
+    args = parser.parse_args()
+
+    cfg = load_section(args.params, "robustness", RobustnessConfig)
+    params, _ = load_model(args.model)
+    x, y = load_split(args.test)
+    result = evaluate_model(params, vary(x, args.variant, cfg), y)
+    write_text(args.out, json.dumps(scores(result, args.variant), indent=2) + "\n")
+    log(f"{args.variant}: accuracy {result['accuracy']:.2%} on {len(y):,} images")
+
+
+if __name__ == "__main__":
+    run(main)
