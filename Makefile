@@ -59,8 +59,10 @@ format: $(VENV)/.installed-dev
 	ruff format .
 
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@echo "Installing the pinned packages (requirements.lock) into .venv: about 400 MB and"
+	@echo "two minutes on a fresh machine, once. pip's progress follows."
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	$(BIN)/python -m pip install --disable-pip-version-check -c requirements.lock -e .
 	$(BIN)/mnistnet plots-template .dvc/offline-plots.html  # dvc plots show, offline
 	touch $@
 

@@ -30,6 +30,7 @@ def test_each_epoch_is_logged_as_it_ends_and_read_back(data, tmp_path):
     assert summary["step"] == 2  # the last epoch, counted from 0 as DVC's charts do
     assert summary["train"]["loss"] == round(stats[-1].train_loss, 6)
     assert summary["val"]["accuracy"] == round(stats[-1].val_accuracy, 6)
+    assert "lr" not in summary  # its curve is plotted; its last value is no column to compare
     loss = (tmp_path / "a/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert loss[0] == "step\tloss" and [row.split("\t")[0] for row in loss[1:]] == ["0", "1", "2"]
     columns = history.read(tmp_path / "a")

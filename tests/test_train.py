@@ -11,7 +11,7 @@ from mnistnet.data.preprocess import PreprocessConfig, preprocess
 from mnistnet.nn import model
 from mnistnet.nn.batches import Batches
 from mnistnet.nn.optim import ADAM_BETA2, ADAM_EPS, FLUSH_EVERY, make_optimizer
-from mnistnet.nn.train import TrainConfig, step, train
+from mnistnet.nn.train import EpochStats, TrainConfig, format_epoch, step, train
 from mnistnet.pipeline.errors import TrainingDiverged
 
 SMALL = TrainConfig(hidden_size=32, epochs=4, batch_size=32, lr=0.1)
@@ -177,3 +177,11 @@ def test_training_runs_the_network_in_model_py(data, monkeypatch):
     leaky, history = train(SMALL, *data)
     assert leaky["W1"].tobytes() != relu["W1"].tobytes()
     assert history[-1].train_loss < history[0].train_loss / 3  # and it still learns
+
+
+def test_a_progress_line_fits_80_columns():
+    stats = EpochStats(epoch=998, train_loss=12.3456, train_accuracy=1.0, val_loss=10.1234,
+                       val_accuracy=0.9999, lr=0.1)  # fmt: skip
+    line = format_epoch(stats, 1000, elapsed=3599.0)
+    assert line == "epoch  999/1000  loss 12.3456 acc 100.00%  val 10.1234 99.99%  59m59s, 3.6s left"
+    assert len(line) <= 80

@@ -56,6 +56,9 @@ def log_epoch(live: Any, stats: Any) -> None:
         value = getattr(stats, field)
         if value is not None:  # no validation split: no val/ metrics
             live.log_metric(name, _shown(field, value))
+    # the learning rate's curve stays (plots/metrics/lr.tsv); its last value, ~0 at the end
+    # of a cosine schedule, is nothing to compare runs by: out of metrics.json and the tables
+    live.summary.pop("lr", None)
     live.next_step()
 
 

@@ -189,18 +189,15 @@ def train(
 
 
 def format_epoch(s: EpochStats, epochs: int, elapsed: float) -> str:
-    """One progress line, counting epochs from 1: losses, accuracies, learning rate, and
-    time so far and left (from the mean epoch so far)."""
-    width = len(str(epochs))
+    """One progress line of at most 80 characters, counting epochs from 1: the training and
+    validation loss and accuracy, time so far and left (from the mean epoch so far)."""
     done = s.epoch + 1
-    line = f"epoch {done:>{width}}/{epochs}"
-    line += f"  train loss {s.train_loss:.4f} acc {s.train_accuracy:.2%}"
+    line = f"epoch {done:>{len(str(epochs))}}/{epochs}"
+    line += f"  loss {s.train_loss:.4f} acc {s.train_accuracy:.2%}"
     if s.val_loss is not None:
-        line += f"  val loss {s.val_loss:.4f} acc {s.val_accuracy:.2%}"
+        line += f"  val {s.val_loss:.4f} {s.val_accuracy:.2%}"
     left = elapsed / done * (epochs - done)
-    return (
-        line + f"  lr {s.lr:.2e}  {format_duration(elapsed)} elapsed, {format_duration(left)} left"
-    )
+    return line + f"  {format_duration(elapsed)}, {format_duration(left)} left"
 
 
 def format_duration(seconds: float) -> str:
