@@ -183,5 +183,7 @@ def test_a_progress_line_fits_80_columns():
     stats = EpochStats(epoch=998, train_loss=12.3456, train_accuracy=1.0, val_loss=10.1234,
                        val_accuracy=0.9999, lr=0.1)  # fmt: skip
     line = format_epoch(stats, 1000, elapsed=3599.0)
-    assert line == "epoch  999/1000  loss 12.3456 acc 100.00%  val 10.1234 99.99%  59m59s, 3.6s left"
+    assert (
+        line == "epoch  999/1000  loss 12.3456 acc 100.00%  val 10.1234 99.99%  59m59s, 3.6s left"
+    )
     assert len(line) <= 80

@@ -8,6 +8,8 @@
   restored with ``dvc checkout``.
 - ``mnistnet schema [--out FILE]`` prints the JSON Schema of params.yaml (editors use it).
 - ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
+- ``mnistnet experiments`` shows every experiment's accuracy and changed params in a table
+  that fits the terminal (``dvc exp show`` cuts its cells).
 - ``mnistnet report --base REV --out DIR`` writes a Markdown report of the workspace against a
   git revision (params, metrics, charts as PNGs): what CI posts on a pull request.
 
@@ -143,6 +145,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print the README's table instead")
     p = command("plots-template", "write the offline HTML template for dvc plots show")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
+    p = command(
+        "experiments", "every experiment's accuracy and changed params, fitting the terminal"
+    )
+    p.add_argument("--robustness", action="store_true", help="add the robustness variants")
     p = command("report", "Markdown report of the workspace against a git revision, with charts")
     p.add_argument("--base", required=True, help="the revision to compare with, e.g. main")
     p.add_argument("--out", required=True, help="folder for report.md and the chart PNGs")
@@ -159,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         return schema(args.out, args.markdown)
     if args.command == "report":
         return report(args.base, args.out, args.charts_url)
+    if args.command == "experiments":
+        return experiments(args.robustness)
     if args.command == "serve":
         from mnistnet.apps.serve import serve
 
@@ -182,6 +190,18 @@ def report(base: str, out: str, charts_url: str | None) -> int:
         error(str(e))
         return 1
     print(f"wrote {path}")
+    return 0
+
+
+def experiments(robustness: bool) -> int:
+    from mnistnet.apps.experiments import show
+    from mnistnet.pipeline.errors import Error
+
+    try:
+        print(show(robustness))
+    except Error as e:
+        error(str(e))
+        return 1
     return 0
 
 

@@ -1,0 +1,108 @@
+"""``mnistnet experiments``: every experiment in a table that fits the terminal.
+
+``dvc exp show`` prints every param and metric, and cuts cells to fit (at 80 columns every
+cell is ``…``). This reads its JSON and prints what runs are compared by: each experiment's
+name, its test and validation accuracy, its accuracy on each robustness variant (where
+``--robustness`` asks), and the params it changed from the commit it started from, wrapped
+onto more lines rather than cut.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+from typing import Any
+
+from mnistnet.pipeline.errors import Error
+
+METRICS = {  # column: (metrics file, dotted key)
+    "test": ("data/eval/metrics.json", "test.accuracy"),
+    "val": ("data/dvclive/metrics.json", "val.accuracy"),
+}
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    return flat
+
+
+def row_data(entry: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(params, metrics) of one revision of ``dvc exp show --json``, flattened; params keyed
+    as in params.yaml (``train.lr``), metrics as ``file:key``."""
+    data = entry.get("data") or {}
+    params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+    metrics = {}
+    for path, content in (data.get("metrics") or {}).items():
+        metrics |= {f"{path}:{k}": v for k, v in flatten(content.get("data") or {}).items()}
+    return params, metrics
+
+
+def rows(shown: list[dict], robustness: bool) -> list[tuple[str, list[str], str]]:
+    """One (name, metric cells, changed params) per revision and experiment, in dvc's order."""
+    columns = dict(METRICS)
+    if robustness:
+        columns |= {
+            v: (f"data/robustness/{v}.json", f"robustness.{v}.accuracy") for v in variants()
+        }
+    table = []
+    for baseline in shown:
+        base_params, metrics = row_data(baseline)
+        name = baseline.get("name") or baseline["rev"]
+        name = name[:7] if len(name) == 40 else name  # a commit without a branch: its hash
+        table.append((name, cells(metrics, columns), ""))
+        runs = [run for exp in baseline.get("experiments") or [] for run in exp.get("revs", [])]
+        for i, run in enumerate(runs):
+            params, metrics = row_data(run)
+            changed = [f"{k}={v}" for k, v in params.items() if base_params.get(k) != v]
+            branch = "└─" if i == len(runs) - 1 else "├─"
+            table.append((f"{branch} {run.get('name') or run['rev'][:7]}",
+                          cells(metrics, columns), " ".join(changed)))  # fmt: skip
+    return table
+
+
+def variants() -> list[str]:
+    from mnistnet.evaluation.robustness import RobustnessConfig
+
+    return list(RobustnessConfig.model_fields)
+
+
+def cells(metrics: dict[str, Any], columns: dict[str, tuple[str, str]]) -> list[str]:
+    values = [metrics.get(f"{path}:{key}") for path, key in columns.values()]
+    return [f"{v:.2%}" if isinstance(v, int | float) else "-" for v in values]
+
+
+def render(shown: list[dict], width: int, robustness: bool = False) -> str:
+    """The table as text no wider than ``width`` (at least 60) columns."""
+    table = rows(shown, robustness)
+    headers = ["experiment", *METRICS, *(variants() if robustness else ())]
+    name_width = max(len(headers[0]), *(len(name) for name, _, _ in table))
+    cell_width = max(7, *(len(h) for h in headers[1:]))
+    left = name_width + (cell_width + 2) * (len(headers) - 1) + 2
+    room = max(width - left, 20)
+    lines = [f"{headers[0]:<{name_width}}" + "".join(f"  {h:>{cell_width}}" for h in headers[1:])
+             + "  changed params"]  # fmt: skip
+    for name, metric_cells, changed in table:
+        start = f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}}" for c in metric_cells)
+        wrapped = textwrap.wrap(changed, room, break_on_hyphens=False, break_long_words=False)
+        wrapped = wrapped or [""]
+        lines.append(f"{start}  {wrapped[0]}".rstrip())
+        lines += [" " * left + more for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+def show(robustness: bool = False) -> str:
+    """Run ``dvc exp show --json`` here and render it for this terminal's width."""
+    try:
+        done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise Error("dvc not found: activate the project's environment (.venv)") from None
+    if done.returncode != 0:
+        raise Error(f"dvc exp show failed: {done.stderr.strip() or done.stdout.strip()}")
+    return render(json.loads(done.stdout), shutil.get_terminal_size().columns, robustness)

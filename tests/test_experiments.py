@@ -1,0 +1,55 @@
+"""mnistnet experiments: a table of every experiment that fits the terminal, no cell cut."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mnistnet.apps.experiments import render
+
+
+def revision(name, lr, accuracy, experiments=()):
+    return {
+        "rev": name, "name": name,
+        "data": {
+            "params": {"params.yaml": {"data": {"train": {"lr": lr, "hidden_size": 128},
+                                                "augment": {"copies": 0}}}},
+            "metrics": {"data/eval/metrics.json": {"data": {"test": {"accuracy": accuracy}}},
+                        "data/dvclive/metrics.json": {"data": {"val": {"accuracy": 0.97}}}},
+        },
+        "experiments": [{"revs": [run]} for run in experiments],
+    }  # fmt: skip
+
+
+def test_the_table_names_each_run_its_accuracy_and_only_what_changed():
+    wide = revision("many-knobs", 0.05, 0.9855)
+    wide["data"]["params"]["params.yaml"]["data"]["augment"]["copies"] = 16
+    for i in range(12):  # far more changed params than fit on one line
+        wide["data"]["params"]["params.yaml"]["data"]["train"][f"knob_{i}"] = "x" * 10
+    runs = [revision("lr-0.05", 0.05, 0.9855), wide]
+    shown = [revision("workspace", 0.2, 0.9881), revision("main", 0.2, 0.9881, runs)]
+    table = render(shown, width=100)
+    lines = table.splitlines()
+    assert lines[0].split() == ["experiment", "test", "val", "changed", "params"]
+    assert lines[1].startswith("workspace") and "98.81%" in lines[1]
+    assert "├─ lr-0.05" in table and "└─ many-knobs" in table
+    assert "train.lr=0.05" in table and "train.hidden_size" not in table  # only what changed
+    assert all(len(line) <= 100 for line in lines)
+    words = table.split()  # every changed param whole, however many lines it takes
+    assert "augment.copies=16" in words and all(f"train.knob_{i}=xxxxxxxxxx" in words
+                                                for i in range(12))  # fmt: skip
+
+
+@pytest.mark.cli
+def test_it_reads_the_real_dvc_exp_show_at_100_columns(experimented_template):
+    project = experimented_template
+    env = {**project.env, "COLUMNS": "100"}
+    done = subprocess.run([sys.executable, "-m", "mnistnet.apps.cli", "experiments"],
+                          cwd=project.root, env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    (wider,) = [line for line in lines if "wider" in line]
+    assert "train.hidden_size=24" in wider and "%" in wider and "…" not in done.stdout
