@@ -8,6 +8,8 @@
   restored with ``dvc checkout``.
 - ``mnistnet schema [--out FILE]`` prints the JSON Schema of params.yaml (editors use it).
 - ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
+- ``mnistnet digests URL`` prints the sources file for a local copy of a dataset (its file
+  and content digests), for ``data/mnist-sources.yaml``.
 - ``mnistnet experiments`` shows every experiment's accuracy and changed params in a table
   that fits the terminal (``dvc exp show`` cuts its cells).
 - ``mnistnet report --base REV --out DIR`` writes a Markdown report of the workspace against a
@@ -145,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print the README's table instead")
     p = command("plots-template", "write the offline HTML template for dvc plots show")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
+    p = command("digests", "the sources file for a local copy of MNIST or a 28x28 dataset like it")
+    p.add_argument("url", help="a Keras-style .npz, a folder of the four IDX .gz files, …")
     p = command(
         "experiments", "every experiment's accuracy and changed params, fitting the terminal"
     )
@@ -167,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         return report(args.base, args.out, args.charts_url)
     if args.command == "experiments":
         return experiments(args.robustness)
+    if args.command == "digests":
+        return digests(args.url)
     if args.command == "serve":
         from mnistnet.apps.serve import serve
 
@@ -190,6 +196,22 @@ def report(base: str, out: str, charts_url: str | None) -> int:
         error(str(e))
         return 1
     print(f"wrote {path}")
+    return 0
+
+
+def digests(url: str) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from mnistnet.data.download import describe
+    from mnistnet.pipeline.errors import Error
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="mnistnet-digests-") as work:
+            print(describe(url, Path(work)), end="")
+    except Error as e:
+        error(str(e))
+        return 1
     return 0
 
 

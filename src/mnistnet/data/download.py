@@ -449,6 +449,27 @@ def decode_pickle(blob: bytes) -> dict[str, np.ndarray]:
 # --- verification -------------------------------------------------------------------------
 
 
+def describe(url: str, workdir: Path) -> str:
+    """The sources file for the copy at ``url`` (any kind above; a local path or folder
+    for a dataset of your own): its file sha256 where its kind pins one, the content digests
+    of its four arrays and the training-set size, as YAML to save as the sources file."""
+    local = "://" not in url and not url.startswith("pip:")
+    if local and not Path(url).exists():
+        raise DataError(f"{url}: no such file or folder")
+    pinned = local and source_kind(url) in ("keras-npz", "wheel", "pickle")
+    sha256 = sha256_file(Path(url)) if pinned else None
+    source = from_mapping(Source, {"url": url, "sha256": sha256}, "source")
+    try:
+        arrays = load_source(source, workdir, timeout=30.0, log=lambda line: None)
+    except SourceError as e:
+        raise DataError(f"{url}: {e}") from e
+    digests = {name: hashlib.sha256(np.ascontiguousarray(arrays[name]).tobytes()).hexdigest()
+               for name in ARRAY_NAMES}  # fmt: skip
+    lines = ["sources:", f"  - url: {url}"] + ([f"    sha256: {sha256}"] if sha256 else [])
+    lines += ["digests:", *(f"  {name}: {digest}" for name, digest in digests.items())]
+    return "\n".join([*lines, f"train_images: {len(arrays['x_train'])}"]) + "\n"
+
+
 def verify(arrays: dict[str, np.ndarray], known: Sources) -> None:
     """Check shapes, dtypes, label range, the training set's size and the sha256 of each
     array's bytes against ``known``. Raises ``SourceError`` on the first mismatch.
