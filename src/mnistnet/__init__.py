@@ -25,6 +25,7 @@ call into this package. Its folders, in reading order:
 - ``apps/``        what is built on a trained model; no stage imports these
   - ``cli``        the ``mnistnet`` command
   - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
+  - ``experiments`` ``mnistnet experiments``: every experiment in a table that fits the terminal
   - ``predict``    reading, normalizing and classifying your own digit images
   - ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
   - ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
