@@ -28,6 +28,7 @@ class Batches:
         shift: int = 0,
     ) -> None:
         self.x, self.labels, self.batch, self.shift = x, labels, batch, shift
+        self.buffer = np.empty((batch, x.shape[1]), x.dtype)  # unshifted batches, reused
         self.pool = pool  # uint8 (copies, n, d): versions 1…copies of every image
         self.copies = 0 if pool is None else len(pool)
         self.augmented = bool(self.copies or shift)
@@ -54,6 +55,7 @@ class Batches:
         self, order: np.ndarray | None, where: np.ndarray | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X (m, d), labels (m,)) batches; ``order=None`` yields the whole set, uncopied.
+        An unshifted batch is written into one reused buffer: use it before the next.
 
         ``where`` (3, n) from ``draw``: the version and move of each image.
         """
@@ -63,8 +65,8 @@ class Batches:
         order = np.arange(len(self.x)) if order is None else order
         for first in range(0, len(order), self.batch):
             idx = order[first : first + self.batch]
-            if where is None:
-                X = np.take(self.x, idx, axis=0)  # (m, d)
+            if where is None:  # mode="clip": the default "raise" buffers, copying twice
+                X = np.take(self.x, idx, axis=0, out=self.buffer[: len(idx)], mode="clip")
             else:
                 X = self.windows[idx, where[1, idx], where[2, idx]]  # (m, 28, 28)
                 copied = np.flatnonzero(where[0, idx])
@@ -98,5 +100,5 @@ def epoch_views(
     batches = Batches(x, labels, len(x), pool, shift)
     rng = np.random.default_rng(0)
     order = np.arange(len(x))
-    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0] for _ in range(epochs)]
+    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0].copy() for _ in range(epochs)]
     return np.stack(views, axis=1)  # (m, epochs, d)
