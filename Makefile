@@ -9,7 +9,7 @@ MOTO := .venv-moto
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast test-slow fuzz bench readme-check docs lint format lock clean \
+.PHONY: setup run test test-fast test-slow fuzz bench docs-check docs lint format lock clean \
   notebook accurate accurate-wide
 
 setup: $(VENV)/.installed
@@ -46,9 +46,9 @@ bench: $(VENV)/.installed
 docs: $(VENV)/.installed-dev
 	python docs/refresh.py
 
-# Every console block of the README, run on a fresh clone of this repository (~8 min).
-readme-check:
-	bash docs/check_readme.sh
+# Every console block of the README and docs/*.md, run on a fresh clone of this repository.
+docs-check: $(VENV)/.installed
+	$(BIN)/python docs/check_docs.py
 
 lint: $(VENV)/.installed-dev
 	ruff check .

@@ -19,7 +19,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from cdp import Browser, find_chromium  # noqa: E402  (tests/ is not a package)
 
-PLOTS = ["training_curves", "confusion_matrix", "misclassified", "first_layer_weights"]
+PLOTS = [
+    "training_curves",
+    "confusion_matrix",
+    "misclassified",
+    "first_layer_weights",
+    "robustness",
+]
 PAD_BOX = "(() => { const r = pad.getBoundingClientRect(); return [r.left, r.top, r.width]; })()"
 THREE = [[(95, 70), (150, 50), (190, 80), (150, 135)],
          [(150, 135), (200, 175), (180, 225), (110, 235), (85, 210)]]  # fmt: skip
