@@ -381,9 +381,22 @@ def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team
 def test_a_bad_sweep_grid_stops_before_any_job_with_the_reason(team, tmp_path):
     project, origin, remote, env = team
     runner, plan = Runner(tmp_path, github(remote), env), load("sweep.yml")["jobs"]["plan"]
+    # every key of params.yaml with ten values: 10**27 combinations, counted, never built
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    keys = [f"{section}.{key}" for section, values in params.items() for key in values]
+    huge = " ".join(f"{key}=0,1,2,3,4,5,6,7,8,9" for key in keys)
     for grid, reason in [("train.lr=0.1;touch${IFS}x", "is not a plain value"),
                          ("train.lrr=0.1", "train.lrr: not a key of params.yaml"),
-                         ("lr=0.1", "expected section.key=V1,V2")]:  # fmt: skip
+                         ("lr=0.1", "expected section.key=V1,V2"),
+                         (huge, f"{10 ** len(keys)} combinations; at most 64 per sweep"),
+                         ("train.lr=0.1 train.lr=0.2", "train.lr: given twice"),
+                         ("train.lr=0.1,0.2,0.1", "train.lr: '0.1' given twice"),
+                         ("train.lr=1-seed-2,1 train.seed=2,2-seed-2",
+                          "two combinations are both named sweep0-lr-1-seed-2-seed-2"),
+                         ("train.lr=0..1", "sweep0-lr-0..1: not a valid git ref name"),
+                         ("train.lr=0.1.lock", "sweep0-lr-0.1.lock: not a valid git ref name"),
+                         ("train.lr=1.", "sweep0-lr-1.: not a valid git ref name")]:  # fmt: skip
         runner.context["inputs.grid"] = grid
         assert runner.job("plan", plan, (str(origin), "main")) == "failure"
-        assert reason in runner.log[-1][3]
+        output = runner.log[-1][3]
+        assert reason in output and output.count("\n") == 1, output  # one line: the reason
