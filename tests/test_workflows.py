@@ -115,6 +115,14 @@ def test_actions_are_pinned_permissions_are_least_and_scripts_hold_no_event_text
     assert all(re.fullmatch(r"[0-9a-f]{40} # v\d+\.\d+\.\d+", pin) for pin in pins), pins
 
 
+def test_the_remotes_secrets_reach_only_the_step_that_pulls_not_the_pull_requests_code():
+    workflow = load("pr-report.yml")
+    job = workflow["jobs"]["report"]
+    assert "secrets." not in json.dumps([workflow.get("env"), job.get("env")])
+    holders = [step["name"] for step in job["steps"] if "secrets." in json.dumps(step)]
+    assert holders == ["Pull cached runs and the base's results from the DVC remote"]
+
+
 def test_the_tests_workflow_runs_ci_run_and_caches_pip_on_the_lock_files():
     workflow = load("tests.yml")
     assert set(workflow[True]) == {"push", "pull_request"}
@@ -388,6 +396,11 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
     assert "[this run's artifacts](https://github.com/team/mnistnet/actions/runs/42)" in body
     assert {p.name for p in runner.artifact.iterdir()} >= {"loss.png", "report.md"}
     assert "Reproducibility gate: passed" in runner.summary.read_text()
+    # the base's training log, fetched by the step that had the remote, for the report
+    assert re.search(r"\| `data/dvclive/metrics.json` \| `train.loss` \| \d\S* \| \d", body)
+    # and the remote's URL, a secret, was not left behind for `dvc repro` and the report
+    config = tmp_path / "runner-1-report/.dvc/config.local"
+    assert not config.exists() or str(remote) not in config.read_text()
 
     # the same pull request, pushed again with another width but not rerun: its dvc.lock and
     # results are stale, the gate fails, and the comment is updated in place and says so
