@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run
+from mnistnet.apps.report import MARKER
 
 pytestmark = pytest.mark.cli
 
@@ -114,6 +115,14 @@ def test_actions_are_pinned_permissions_are_least_and_scripts_hold_no_event_text
     assert all(re.fullmatch(r"[0-9a-f]{40} # v\d+\.\d+\.\d+", pin) for pin in pins), pins
 
 
+def test_the_remotes_secrets_reach_only_the_step_that_pulls_not_the_pull_requests_code():
+    workflow = load("pr-report.yml")
+    job = workflow["jobs"]["report"]
+    assert "secrets." not in json.dumps([workflow.get("env"), job.get("env")])
+    holders = [step["name"] for step in job["steps"] if "secrets." in json.dumps(step)]
+    assert holders == ["Pull cached runs and the base's results from the DVC remote"]
+
+
 def test_the_tests_workflow_runs_ci_run_and_caches_pip_on_the_lock_files():
     workflow = load("tests.yml")
     assert set(workflow[True]) == {"push", "pull_request"}
@@ -128,14 +137,20 @@ def test_the_tests_workflow_runs_ci_run_and_caches_pip_on_the_lock_files():
 # --- a simulated runner ----------------------------------------------------------------------
 
 GH_RECORDER = '''#!/usr/bin/env python3
-"""gh, recorded: each call's arguments, and the comments it would post or edit."""
-import json, os, pathlib, sys
+"""gh, recorded: each call's arguments, and the comments it would post or edit, with their
+authors. A ghs_ token is an app installation's (GITHUB_TOKEN): it comments as
+github-actions[bot] and has no user (`gh api user` fails with HTTP 403, as on GitHub); any
+other token comments as $GH_LOGIN. --jq filters the API's JSON through jq, as gh does."""
+import json, os, pathlib, subprocess, sys
 
 record = pathlib.Path(os.environ["GH_RECORD"])
 state = json.loads(record.read_text()) if record.exists() else {"calls": [], "comments": {}}
 args = sys.argv[1:]
 state["calls"].append(args)
-assert os.environ.get("GH_TOKEN"), "gh needs GH_TOKEN"
+token = os.environ.get("GH_TOKEN")
+assert token, "gh needs GH_TOKEN"
+app = token.startswith("ghs_")
+me = "github-actions[bot]" if app else os.environ["GH_LOGIN"]
 
 def body():
     if "--body-file" in args:
@@ -143,18 +158,76 @@ def body():
     field = next(a for a in args if a.startswith("body=@"))
     return pathlib.Path(field[len("body=@"):]).read_text()
 
+def reply(value):
+    if "--jq" not in args:
+        return json.dumps(value)
+    return subprocess.run(["jq", "-r", args[args.index("--jq") + 1]], input=json.dumps(value),
+                          capture_output=True, text=True, check=True).stdout
+
+out, status = "", 0
 if args[:2] == ["pr", "comment"]:
     cid = str(len(state["comments"]) + 1)
-    state["comments"][cid] = body()
-    print(f"https://github.com/{args[args.index('--repo') + 1]}/pull/{args[2]}#{cid}")
-elif args[0] == "api" and "PATCH" in args:
+    state["comments"][cid] = {"user": me, "body": body()}
+    out = f"https://github.com/{args[args.index('--repo') + 1]}/pull/{args[2]}#{cid}"
+elif args[:2] == ["api", "user"]:
+    if app:
+        out, status = "gh: Resource not accessible by integration (HTTP 403)", 1
+    else:
+        out = reply({"login": me})
+elif args[0] == "api" and "PATCH" in args:  # GitHub lets a writer edit anyone's comment
     path = next(a for a in args if a.startswith("repos/"))
-    state["comments"][path.rsplit("/", 1)[1]] = body()
-elif args[0] == "api":  # the list of comments, through the --jq filter: the report's ids
-    print("\\n".join(cid for cid, text in state["comments"].items()
-                    if "<!-- mnistnet-report -->" in text))
+    state["comments"][path.rsplit("/", 1)[1]]["body"] = body()
+elif args[0] == "api":  # the pull request's comments
+    out = reply([{"id": int(cid), "user": {"login": c["user"]}, "body": c["body"]}
+                 for cid, c in state["comments"].items()])
 record.write_text(json.dumps(state))
+if out:
+    print(out.rstrip("\\n"), file=sys.stderr if status else sys.stdout)
+sys.exit(status)
 '''
+
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="the fake gh runs jq: install jq")
+
+
+def install_gh(folder: Path) -> Path:
+    """``folder`` holding the recording gh, to put first on PATH."""
+    folder.mkdir(exist_ok=True)
+    (folder / "gh").write_text(GH_RECORDER)
+    (folder / "gh").chmod(stat.S_IRWXU)
+    return folder
+
+
+def post_comment(tmp_path: Path, text: str, comments: dict, token: str, login: str = "") -> dict:
+    """Run .ci/post-comment with a report saying ``text`` on a pull request already holding
+    ``comments`` ({id: {"user", "body"}}); the pull request's comments afterwards."""
+    record = tmp_path / "gh.json"
+    record.write_text(json.dumps({"calls": [], "comments": comments}))
+    (tmp_path / "comment.md").write_text(f"{MARKER}\n{text}\n")
+    env = {**os.environ, "PATH": f"{install_gh(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+           "GH_RECORD": str(record), "GH_TOKEN": token, "GH_LOGIN": login,
+           "REPO": "team/mnistnet", "PR": "7"}  # fmt: skip
+    run([str(ROOT / ".ci/post-comment"), "comment.md"], tmp_path, env=env)
+    return json.loads(record.read_text())["comments"]
+
+
+@needs_jq
+def test_post_comment_edits_only_the_comment_its_own_account_wrote(tmp_path):
+    bot, forged = "github-actions[bot]", {"user": "mallory", "body": f"{MARKER}\nall good"}
+    # the workflow's token (ghs_…) comments as github-actions[bot]: a marker is not enough
+    comments = post_comment(tmp_path, "first", {"1": forged}, token="ghs_test")
+    assert comments == {"1": forged, "2": {"user": bot, "body": f"{MARKER}\nfirst\n"}}
+    comments["3"] = forged  # a forged one after the bot's, too
+    comments = post_comment(tmp_path, "second", comments, token="ghs_test")
+    assert comments == {"1": forged, "2": {"user": bot, "body": f"{MARKER}\nsecond\n"},
+                        "3": forged}  # fmt: skip
+
+
+@needs_jq
+def test_post_comment_with_a_personal_token_edits_that_users_comment(tmp_path):
+    bots = {"user": "github-actions[bot]", "body": f"{MARKER}\nold"}
+    alices = {"user": "alice", "body": f"{MARKER}\nold"}
+    comments = post_comment(tmp_path, "new", {"1": alices, "2": bots}, "ghp_x", login="alice")
+    assert comments == {"1": {"user": "alice", "body": f"{MARKER}\nnew\n"}, "2": bots}
 
 
 class Runner:
@@ -256,10 +329,7 @@ def team(finished_template, tmp_path):
     remote = tmp_path / "dvc-remote"
     project.dvc("remote", "add", "--local", "-d", "shared", str(remote))
     project.dvc("push", "--run-cache")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "gh").write_text(GH_RECORDER)
-    (bin_dir / "gh").chmod(stat.S_IRWXU)
+    bin_dir = install_gh(tmp_path / "bin")
     env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{project.env['PATH']}",
            "GH_RECORD": str(tmp_path / "gh.json")}  # fmt: skip
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
@@ -300,6 +370,7 @@ def open_pull_request(project, branch: str, hidden_size: int, stale: bool = Fals
     return base, project.git("rev-parse", "HEAD").stdout.strip()
 
 
+@needs_jq
 def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp_path):
     project, origin, remote, env = team
     job = load("pr-report.yml")["jobs"]["report"]
@@ -309,18 +380,27 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
         "github.event.pull_request.base.sha": base,
         "github.event.pull_request.head.sha": head,
     }), env)  # fmt: skip
+    # someone else's comment holding the report's marker: the workflow must not take it over
+    forged = {"user": "mallory", "body": f"{MARKER}\n**Reproducibility gate: passed.**"}
+    (tmp_path / "gh.json").write_text(json.dumps({"calls": [], "comments": {"1": forged}}))
     assert runner.job("report", job, (str(origin), head)) == "success"
     reproduced = runner.output("report", "Reproduce")
     assert "Running stage" not in reproduced  # every stage came from the DVC remote
     comments = json.loads((tmp_path / "gh.json").read_text())["comments"]
-    assert list(comments) == ["1"]
-    body = comments["1"]
+    assert comments["1"] == forged and list(comments) == ["1", "2"]
+    assert comments["2"]["user"] == "github-actions[bot]"
+    body = comments["2"]["body"]
     assert "**Reproducibility gate: passed.**" in body
     assert "| `train.hidden_size` | 16 | 24 |" in body
     assert re.search(r"Test accuracy: \*\*\d+\.\d\d %\*\* \(" + base[:7], body)
     assert "[this run's artifacts](https://github.com/team/mnistnet/actions/runs/42)" in body
     assert {p.name for p in runner.artifact.iterdir()} >= {"loss.png", "report.md"}
     assert "Reproducibility gate: passed" in runner.summary.read_text()
+    # the base's training log, fetched by the step that had the remote, for the report
+    assert re.search(r"\| `data/dvclive/metrics.json` \| `train.loss` \| \d\S* \| \d", body)
+    # and the remote's URL, a secret, was not left behind for `dvc repro` and the report
+    config = tmp_path / "runner-1-report/.dvc/config.local"
+    assert not config.exists() or str(remote) not in config.read_text()
 
     # the same pull request, pushed again with another width but not rerun: its dvc.lock and
     # results are stale, the gate fails, and the comment is updated in place and says so
@@ -331,10 +411,12 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
     assert "Reproducibility gate: failed" in gate[-1]
     assert "M dvc.lock" in gate[-1] and "M data/eval/metrics.json" in gate[-1]
     comments = json.loads((tmp_path / "gh.json").read_text())["comments"]
-    assert list(comments) == ["1"]  # one comment, edited: not one per push
-    assert "**Reproducibility gate: failed.**" in comments["1"]
-    assert "make run" in comments["1"]  # the fix
-    assert "| `train.hidden_size` | 16 | 20 |" in comments["1"]  # what the code produces
+    assert list(comments) == ["1", "2"]  # its one comment, edited: not one per push
+    assert comments["1"] == forged
+    body = comments["2"]["body"]
+    assert "**Reproducibility gate: failed.**" in body
+    assert "make run" in body  # the fix
+    assert "| `train.hidden_size` | 16 | 20 |" in body  # what the code produces
 
 
 def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team, tmp_path):
@@ -381,9 +463,22 @@ def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team
 def test_a_bad_sweep_grid_stops_before_any_job_with_the_reason(team, tmp_path):
     project, origin, remote, env = team
     runner, plan = Runner(tmp_path, github(remote), env), load("sweep.yml")["jobs"]["plan"]
+    # every key of params.yaml with ten values: 10**27 combinations, counted, never built
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    keys = [f"{section}.{key}" for section, values in params.items() for key in values]
+    huge = " ".join(f"{key}=0,1,2,3,4,5,6,7,8,9" for key in keys)
     for grid, reason in [("train.lr=0.1;touch${IFS}x", "is not a plain value"),
                          ("train.lrr=0.1", "train.lrr: not a key of params.yaml"),
-                         ("lr=0.1", "expected section.key=V1,V2")]:  # fmt: skip
+                         ("lr=0.1", "expected section.key=V1,V2"),
+                         (huge, f"{10 ** len(keys)} combinations; at most 64 per sweep"),
+                         ("train.lr=0.1 train.lr=0.2", "train.lr: given twice"),
+                         ("train.lr=0.1,0.2,0.1", "train.lr: '0.1' given twice"),
+                         ("train.lr=1-seed-2,1 train.seed=2,2-seed-2",
+                          "two combinations are both named sweep0-lr-1-seed-2-seed-2"),
+                         ("train.lr=0..1", "sweep0-lr-0..1: not a valid git ref name"),
+                         ("train.lr=0.1.lock", "sweep0-lr-0.1.lock: not a valid git ref name"),
+                         ("train.lr=1.", "sweep0-lr-1.: not a valid git ref name")]:  # fmt: skip
         runner.context["inputs.grid"] = grid
         assert runner.job("plan", plan, (str(origin), "main")) == "failure"
-        assert reason in runner.log[-1][3]
+        output = runner.log[-1][3]
+        assert reason in output and output.count("\n") == 1, output  # one line: the reason

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,27 @@ CHARTS = {
 }
 MARKER = "<!-- mnistnet-report -->"  # lets CI find and update its own comment
 HEADLINE = ("data/eval/metrics.json", "test.accuracy")
+# Names and values come from the change under review (params.yaml, metrics files, branch
+# names): written into Markdown they must stay text, one table cell each.
+PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+PLAIN = re.compile(r"[^\s`|\\@#]+(?: [^\s`|\\@#]+)*")  # shows as typed in a code span
+ZWSP = "\u200b"  # after @ and #: no @mention, no #123 or owner/repo#123 link
+
+
+def escape(value: Any) -> str:
+    """``value`` as Markdown text that renders as itself, on one line: each ASCII punctuation
+    character backslash-escaped (no emphasis, code, link, image, HTML, autolink or cell
+    boundary), and @ and # followed by a zero-width space (GitHub links them after rendering)."""
+    line = " ".join(str(value).splitlines())
+    escaped = PUNCTUATION.sub(r"\\\1", line)
+    return escaped.replace("@", "@" + ZWSP).replace("#", "#" + ZWSP)
+
+
+def code(value: Any) -> str:
+    """``value`` as a code span when it shows there as typed (one line; no backtick, pipe,
+    backslash, @ or #), else as escaped text."""
+    value = str(value)
+    return f"`{value}`" if PLAIN.fullmatch(value) else escape(value)
 
 
 class DvcFailed(Error):
@@ -64,8 +86,10 @@ def number(value: Any) -> str:
         return "–"
     if isinstance(value, float):
         return f"{value:.6g}"
-    text = str(value).replace("|", "\\|")
-    return text if len(text) <= 40 else text[:39] + "…"  # a table cell, not a dump
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    return escape(text if len(text) <= 40 else text[:39] + "…")  # a table cell, not a dump
 
 
 def change(entry: dict) -> str:
@@ -92,7 +116,7 @@ def headline(metrics: dict, base: str) -> str:
 
 def params_table(params: dict, base: str) -> list[str]:
     rows = [
-        f"| `{name}` | {number(entry.get('old'))} | {number(entry.get('new'))} |"
+        f"| {code(name)} | {number(entry.get('old'))} | {number(entry.get('new'))} |"
         for path in sorted(params)
         for name, entry in sorted(params[path].items())
     ]
@@ -105,7 +129,7 @@ def metrics_table(metrics: dict, base: str) -> list[str]:
     # test metrics first (what the change is judged on), then the training log's
     order = sorted(metrics, key=lambda path: (path != HEADLINE[0], path))
     rows = [
-        f"| `{path}` | `{name}` | {number(entry.get('old'))} | {number(entry.get('new'))} "
+        f"| {code(path)} | {code(name)} | {number(entry.get('old'))} | {number(entry.get('new'))} "
         f"| {change(entry)} |"
         for path in order
         for name, entry in sorted(metrics[path].items())
@@ -144,9 +168,10 @@ def report(base: str, out: str | os.PathLike, root: str | os.PathLike = ".",
     drawn = draw_charts(plots)
     titles = {name: title for title, name in CHARTS.items() if name in drawn}
 
-    lines = [MARKER, f"## This change against `{label}`", "", headline(metrics, label), ""]
-    lines += ["### Params", "", *params_table(params, label), ""]
-    lines += ["### Metrics", "", *metrics_table(metrics, label), ""]
+    shown = escape(label)  # a branch name may hold Markdown: ` | @ # < > ( ) !
+    lines = [MARKER, f"## This change against {code(label)}", "", headline(metrics, shown), ""]
+    lines += ["### Params", "", *params_table(params, shown), ""]
+    lines += ["### Metrics", "", *metrics_table(metrics, shown), ""]
     lines += ["### Charts", ""]
     if not drawn:
         lines.append("No chart data in either revision.")
@@ -154,7 +179,8 @@ def report(base: str, out: str | os.PathLike, root: str | os.PathLike = ".",
         lines.append(f"{', '.join(titles.values())}: PNGs in [this run's artifacts]({charts_url}).")
     else:
         lines += [f"![{title}]({name})" for name, title in titles.items()]
-    lines += ["", f"Both revisions overlaid; `dvc plots diff {rev}` draws them interactively."]
+    lines += ["", f"Both revisions overlaid; {code(f'dvc plots diff {rev}')} draws them "
+              "interactively."]  # fmt: skip
     with all_or_nothing():  # the Markdown and its charts together, or none of them
         for name, png in drawn.items():
             with atomic_path(out / name) as tmp:
