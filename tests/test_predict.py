@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -90,10 +91,11 @@ def test_predict_agrees_on_resized_inverted_off_centre_digits(digits_and_model, 
     assert agreement >= 0.95, f"agreement {agreement:.1%}"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **kwargs.pop("env", {})}
     command = [sys.executable, "-m", "mnistnet.apps.cli", "predict", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env)
+    kwargs = {"capture_output": True, "text": True, "timeout": 120, **kwargs}
+    return subprocess.run(command, env=env, **kwargs)
 
 
 def test_cli_json_schema_batches_and_bad_files(digits_and_model, tmp_path):
@@ -298,7 +300,7 @@ def test_an_unreadable_file_is_one_data_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("mnistnet.apps.predict.open", refuse, raising=False)
+    monkeypatch.setattr("mnistnet.pipeline.storage.open", refuse, raising=False)
     with pytest.raises(DataError, match=r"cannot read it \(Permission denied\)"):
         load_inputs(tmp_path / "locked.png")
 
@@ -328,3 +330,37 @@ def test_predict_answers_every_good_file_and_one_line_per_bad_one(digits_and_mod
     assert len(errors) == len(bad) and "Traceback" not in result.stderr
     for line, (name, says) in zip(errors, bad.items(), strict=True):
         assert line.startswith(f"error: {tmp_path / name}: ") and says in line
+
+
+@pytest.mark.cli
+def test_a_fifo_socket_device_or_pipe_is_refused_unread_and_never_waited_on(
+    digits_and_model, tmp_path
+):
+    """Only regular files are read: a FIFO nothing writes to would block the command, a pipe
+    or a device could stream without end."""
+    images, _, params, cfg = digits_and_model
+    save_model(tmp_path / "model.npz", params, cfg)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(images[0]).save(folder / "a.png")
+    os.mkfifo(folder / "b.png")  # no writer, ever
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "c.png"))
+    Image.fromarray(images[1]).save(folder / "d.png")
+    model_file = str(tmp_path / "model.npz")
+    result = run_cli("--model", model_file, str(folder), os.devnull, "/dev/stdin",
+                     input=b"\x89PNG\r\n\x1a\n" + bytes(2**20), text=False, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    answered = [line.split(b":")[0] for line in result.stdout.splitlines()]
+    assert answered == [str(folder / "a.png").encode(), str(folder / "d.png").encode()]
+    assert result.stderr.decode().splitlines() == [
+        f"error: {folder / 'b.png'}: a FIFO or pipe, not a regular file; only regular files "
+        f"are read.",
+        f"error: {folder / 'c.png'}: a socket, not a regular file; only regular files are read.",
+        f"error: {os.devnull}: a character device, not a regular file; only regular files are "
+        f"read.",
+        "error: /dev/stdin: a FIFO or pipe, not a regular file; only regular files are read.",
+    ]
+    fifo_model = run_cli("--model", str(folder / "b.png"), str(folder / "a.png"), timeout=60)
+    assert fifo_model.returncode == 1 and "Traceback" not in fifo_model.stderr
+    assert f"error: model: {folder / 'b.png'}: a FIFO or pipe, not a regular" in fifo_model.stderr

@@ -44,7 +44,7 @@ from mnistnet.data.mnist import SHAPE, SIDE
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn.model import predict_proba
 from mnistnet.pipeline.errors import DataError
-from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names
+from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names, open_regular
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
@@ -156,11 +156,14 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
 
     What the file is comes from its first bytes, not its name: a PNG or JPEG gives one
     image, a ``.npy``/``.npz`` array a batch. Raises ``DataError`` naming the problem for a
-    missing, unreadable, oversized, blank, corrupt or wrongly shaped input.
+    missing, unreadable, oversized, blank, corrupt or wrongly shaped input, and for anything
+    but a regular file (a folder, a FIFO, a socket, a device), which is refused unread.
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        if path.is_dir():
+            raise DataError(_folder_problem(path))
+        with open_regular(path) as f:
             head = f.read(8)
             kind = file_kind(head)
             if kind is None:
@@ -168,16 +171,25 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise DataError(f"{size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
-            data = head + f.read() if kind == "image" else None
+            # never more than the cap, even from a file that grows while it is read
+            data = head + f.read(MAX_FILE_BYTES + 1 - len(head)) if kind == "image" else None
     except FileNotFoundError:
         raise DataError("no such file") from None
-    except IsADirectoryError:
-        raise DataError("a folder with no PNG, JPEG, .npy or .npz file in it") from None
     except OSError as e:
         raise DataError(f"cannot read it ({e.strerror or e})") from None
     if data is not None:
+        if len(data) > MAX_FILE_BYTES:
+            raise DataError(f"more than {MAX_FILE_BYTES:,} bytes; at most that many are read")
         return decode_image(data)
     return _load_array(path, kind)
+
+
+def _folder_problem(folder: Path) -> str:
+    """Why a folder given where a file is needed gives no images."""
+    suffixes = IMAGE_SUFFIXES | ARRAY_SUFFIXES
+    if any(Path(name).suffix.lower() in suffixes for name in os.listdir(folder)):
+        return "a folder, not a file; name the folder itself to classify the files in it"
+    return "a folder with no PNG, JPEG, .npy or .npz file in it"
 
 
 def file_kind(head: bytes) -> str | None:
@@ -265,8 +277,8 @@ def load_or_error(path: str | os.PathLike) -> np.ndarray | str:
     the caller prints in front of it; the array loaders name it themselves)."""
     try:
         return load_inputs(path)
-    except DataError as e:
-        return str(e).removeprefix(f"{path}: ")
+    except DataError as e:  # the loaders name the path as they got it, or as a Path
+        return str(e).removeprefix(f"{path}: ").removeprefix(f"{Path(path)}: ")
 
 
 def load_many(paths: list[str]) -> list[np.ndarray | str]:

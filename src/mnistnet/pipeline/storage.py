@@ -21,6 +21,7 @@ import io
 import math
 import os
 import signal
+import stat
 import struct
 import tempfile
 import threading
@@ -39,6 +40,40 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Deflate cannot expand data more than about 1032-fold; a larger claim is a lie.
 _MAX_DEFLATE_RATIO = 1032
 _READ_SLICE = 16 * 2**20  # bytes read from a zip member at a time
+
+
+# What a path is, when it is not a regular file
+_NOT_REGULAR = {
+    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO or pipe", stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+}  # fmt: skip
+
+
+def open_regular(path: str | os.PathLike, fix: str = "") -> BinaryIO:
+    """``path`` opened for reading in binary, if it is a regular file.
+
+    Anything else (a folder, a FIFO or pipe, a socket, a device) is a ``DataError`` that
+    says what it is and ends with ``fix``, raised without reading a byte: a FIFO would block
+    until something writes to it, and a pipe or a device can stream without end. It is
+    checked twice: by name first, so a device is never opened (opening one can have effects),
+    then on the open descriptor, so what is read is what was checked; the open does not wait
+    (``O_NONBLOCK``), so a FIFO put in its place in between cannot block either. A missing or
+    unreadable file raises ``OSError``, for the caller to word.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            try:
+                return open(fd, "rb")
+            except BaseException:
+                os.close(fd)
+                raise
+        os.close(fd)
+    kind = _NOT_REGULAR.get(stat.S_IFMT(mode), "an unknown kind of file")
+    message = f"{path}: {kind}, not a regular file; only regular files are read. {fix}"
+    raise DataError(message.rstrip())
 
 
 def missing_file(path: str | os.PathLike, fix: str) -> DataError:
@@ -252,8 +287,9 @@ def load_untrusted_npz(
     download, a user's file), without pickle, and without trusting what it says of itself.
 
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
-    non-object dtype, an ndim of None any rank. Any problem (missing file, not a zip, missing
-    member, wrong dtype or rank, a header that claims more data than the member holds)
+    non-object dtype, an ndim of None any rank. Any problem (missing file, not a regular file,
+    not a zip, missing member, wrong dtype or rank, a header that claims more data than the
+    member holds)
     raises ``DataError`` naming the file and ending with ``fix``, the sentence that tells the
     user how to repair it.
     Each member's zip sizes are checked against the file's own size, and its header against
@@ -261,16 +297,16 @@ def load_untrusted_npz(
     more than the file holds (or, for a deflated member, what deflate can expand it to).
     """
     path = Path(path)
-    if not path.is_file():
-        raise missing_file(path, fix)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path, fix) as f, zipfile.ZipFile(f) as zf:
             names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
             missing = sorted(set(schema) - set(names))
             if missing:
                 raise DataError(f"{path}: missing arrays {missing}. {fix}")
-            size = path.stat().st_size
+            size = os.fstat(f.fileno()).st_size
             arrays = {name: _read_member(zf, names[name], size) for name in schema}
+    except FileNotFoundError:
+        raise missing_file(path, fix) from None
     except DataError:
         raise
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
@@ -347,11 +383,11 @@ def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
 
 def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
     """The array in a ``.npy`` file, without pickle and checked as ``load_untrusted_npz`` checks a
-    member: a header claiming more than the file holds is a ``DataError``, never an
-    allocation."""
+    member: a header claiming more than the file holds, or a path that is not a regular file,
+    is a ``DataError``, never an allocation or a wait."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, fix) as f:
             return _read_npy(f, os.fstat(f.fileno()).st_size, path.name)
     except FileNotFoundError:
         raise missing_file(path, fix) from None
@@ -362,7 +398,7 @@ def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
 def npz_names(path: str | os.PathLike, fix: str) -> list[str]:
     """The arrays an ``.npz`` file holds, by name (without ``.npy``)."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path, fix) as f, zipfile.ZipFile(f) as zf:
             return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
