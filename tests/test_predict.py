@@ -275,6 +275,7 @@ def hostile_files(folder) -> dict[str, str]:
     with open(folder / "zeros.png", "wb") as f:
         f.truncate(2**30)
     (folder / "empty-folder").mkdir()
+    (folder / "bomb.npz").write_bytes(lying_npz(100_000_128, os.urandom(100_000)))
     return {
         "text-bomb.png": "not a readable PNG or JPEG (ValueError: Decompressed data too large",
         "corrupt.png": "not a readable PNG or JPEG",
@@ -283,7 +284,20 @@ def hostile_files(folder) -> dict[str, str]:
         "zeros.png": "not a PNG, JPEG, .npy or .npz file (it starts b'\\x00\\x00",
         "empty-folder": "a folder with no PNG, JPEG, .npy or .npz file in it",
         "missing.png": "no such file",
+        "bomb.npz": "its arrays ['x'] expand to 100,000,128 bytes; at most 67,108,864 are read",
     }
+
+
+def lying_npz(declared: int, stream: bytes) -> bytes:
+    """A 100 KB .npz whose one deflated member declares ``declared`` bytes: what a deflate
+    bomb says of itself (it need not inflate to that: the claim alone must be refused)."""
+    name = b"x.npy"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, 0, len(stream), declared,
+                        len(name), 0) + name + stream  # fmt: skip
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, 0, len(stream),
+                          declared, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
+    return local + central + end
 
 
 def test_each_hostile_file_is_one_data_error(tmp_path):

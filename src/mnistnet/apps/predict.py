@@ -19,9 +19,10 @@ scan goes through the same steps here:
 
 Arrays (``.npy``/``.npz`` of 28×28 images) are taken as already MNIST-shaped: ``uint8``
 0–255 goes through ``normalize``; floats must already be in [0, 1]. Every file is read
-through checks first (its first bytes say what it is, its size is bounded, an array's header
-must match its size), and each image is classified on its own, so its probabilities are the
-same whatever else is in the command, and the same as ``mnistnet serve`` gives.
+through checks first (only a regular file is read; its first bytes say what it is; its size,
+and what an archive expands to, are bounded; an array's header must match its size), and
+each image is classified on its own, so its probabilities are the same whatever else is in
+the command, and the same as ``mnistnet serve`` gives.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
 MAX_PIXELS = 40_000_000  # larger declared images are refused before decoding (12 MP is fine)
-MAX_FILE_BYTES = 64 * 2**20  # a phone photo is a few MB; larger files are not read at all
+# A phone photo is a few MB; larger files are not read at all, nor is an array file whose
+# arrays would expand to more (a small deflated .npz can declare gigabytes)
+MAX_FILE_BYTES = 64 * 2**20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 MAGIC = {  # what a file's first bytes say it is
@@ -246,14 +249,16 @@ def _short(error: BaseException) -> str:
 def _load_array(path: Path, kind: str) -> np.ndarray:
     """The 28×28 images in a ``.npy`` or ``.npz`` file, through the hardened loaders."""
     if kind == "npy":
-        loaded = load_npy(path, fix="")
+        loaded = load_npy(path, fix="", max_bytes=MAX_FILE_BYTES)
     else:
         names = npz_names(path, fix="")
         key = next((k for k in ("x", "images") if k in names), None)
         if key is None and len(names) != 1:
             raise DataError(f"holds arrays {names[:10]}; name the images 'x' or 'images'")
         key = key or names[0]
-        loaded = load_untrusted_npz(path, {key: (None, None)}, fix="")[key]
+        loaded = load_untrusted_npz(path, {key: (None, None)}, fix="", max_bytes=MAX_FILE_BYTES)[
+            key
+        ]
     images = loaded[None] if loaded.ndim == 2 else loaded
     if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")

@@ -39,6 +39,9 @@ from mnistnet.pipeline.errors import DataError, OutputError
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Deflate cannot expand data more than about 1032-fold; a larger claim is a lie.
 _MAX_DEFLATE_RATIO = 1032
+# What an untrusted .npz or .npy may hold, by default: the arrays the reader allocates (and
+# the file itself). The Keras MNIST download expands to 55 MB, a model file to a few MB.
+MAX_UNTRUSTED_BYTES = 128 * 2**20
 _READ_SLICE = 16 * 2**20  # bytes read from a zip member at a time
 
 
@@ -282,6 +285,7 @@ def load_untrusted_npz(
     path: str | os.PathLike,
     schema: Mapping[str, tuple[np.dtype | type | None, int]],
     fix: str,
+    max_bytes: int = MAX_UNTRUSTED_BYTES,
 ) -> dict[str, np.ndarray]:
     """Load the arrays named in ``schema`` from an ``.npz`` file from outside the pipeline (a
     download, a user's file), without pickle, and without trusting what it says of itself.
@@ -289,22 +293,35 @@ def load_untrusted_npz(
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
     non-object dtype, an ndim of None any rank. Any problem (missing file, not a regular file,
     not a zip, missing member, wrong dtype or rank, a header that claims more data than the
-    member holds)
-    raises ``DataError`` naming the file and ending with ``fix``, the sentence that tells the
-    user how to repair it.
-    Each member's zip sizes are checked against the file's own size, and its header against
-    those, before anything is allocated, so a hostile file cannot make the reader allocate
-    more than the file holds (or, for a deflated member, what deflate can expand it to).
+    member holds, a file or arrays larger than ``max_bytes``) raises ``DataError`` naming the
+    file and ending with ``fix``, the sentence that tells the user how to repair it.
+
+    Nothing is expanded before it is checked: the members' declared sizes together must fit
+    in ``max_bytes`` (a 2 MB deflated file can declare 2 GB of zeros), each against the
+    file's own size, and each array's header against its member's, so the reader allocates
+    at most ``max_bytes``. A member's stream is read up to its declared size and no further.
     """
     path = Path(path)
     try:
-        with open_regular(path, fix) as f, zipfile.ZipFile(f) as zf:
-            names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
-            missing = sorted(set(schema) - set(names))
-            if missing:
-                raise DataError(f"{path}: missing arrays {missing}. {fix}")
+        with open_regular(path, fix) as f:
             size = os.fstat(f.fileno()).st_size
-            arrays = {name: _read_member(zf, names[name], size) for name in schema}
+            if size > max_bytes:
+                raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            with zipfile.ZipFile(f) as zf:
+                names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
+                missing = sorted(set(schema) - set(names))
+                if missing:
+                    raise DataError(f"{path}: missing arrays {missing}. {fix}")
+                members = {name: zf.getinfo(names[name]) for name in schema}
+                for info in members.values():
+                    _check_member(info, size)
+                expanded = sum(info.file_size for info in members.values())
+                if expanded > max_bytes:
+                    raise DataError(
+                        f"{path}: its arrays {list(schema)} expand to {expanded:,} bytes; at "
+                        f"most {max_bytes:,} are read. {fix}"
+                    )
+                arrays = {name: _read_member(zf, info) for name, info in members.items()}
     except FileNotFoundError:
         raise missing_file(path, fix) from None
     except DataError:
@@ -336,10 +353,19 @@ def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
         return None
 
 
-def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndarray:
-    """One ``.npy`` member, its sizes checked against the archive and its header before
-    anything is allocated."""
-    info = zf.getinfo(member)
+def _check_member(info: zipfile.ZipInfo, archive_size: int) -> None:
+    """Raise ``ValueError`` unless a member's zip sizes fit in the archive, and it is what
+    ``np.savez`` and ``np.savez_compressed`` write: stored or deflated, not encrypted
+    (zipfile would hand a bzip2 or LZMA stream's whole expansion over in one piece, and ask
+    for a password with a ``RuntimeError``)."""
+    member = info.filename
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(
+            f"{member}: compression method {info.compress_type}; only stored and deflated "
+            f"members are read (what np.savez and np.savez_compressed write)"
+        )
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{member} is encrypted")
     if info.compress_type == zipfile.ZIP_STORED:
         most = info.compress_size
     else:  # (+1 KiB: a tiny member's deflate overhead can exceed its data)
@@ -349,8 +375,13 @@ def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndar
             f"{member}: the zip directory claims {info.file_size} bytes, "
             f"more data than the {archive_size}-byte file holds"
         )
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One ``.npy`` member that ``_check_member`` passed; its header is checked against the
+    member's declared size before anything is allocated, and zipfile stops the stream there."""
     with zf.open(info) as f:
-        return _read_npy(f, info.file_size, member)
+        return _read_npy(f, info.file_size, info.filename)
 
 
 def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
@@ -381,14 +412,17 @@ def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
 
 
-def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
+def load_npy(path: str | os.PathLike, fix: str, max_bytes: int = MAX_UNTRUSTED_BYTES) -> np.ndarray:
     """The array in a ``.npy`` file, without pickle and checked as ``load_untrusted_npz`` checks a
-    member: a header claiming more than the file holds, or a path that is not a regular file,
-    is a ``DataError``, never an allocation or a wait."""
+    member: a header claiming more than the file holds, a file over ``max_bytes``, or a path
+    that is not a regular file, is a ``DataError``, never an allocation or a wait."""
     path = Path(path)
     try:
         with open_regular(path, fix) as f:
-            return _read_npy(f, os.fstat(f.fileno()).st_size, path.name)
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            return _read_npy(f, size, path.name)
     except FileNotFoundError:
         raise missing_file(path, fix) from None
     except (OSError, ValueError, EOFError) as e:
