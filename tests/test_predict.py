@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -378,3 +379,45 @@ def test_a_fifo_socket_device_or_pipe_is_refused_unread_and_never_waited_on(
     fifo_model = run_cli("--model", str(folder / "b.png"), str(folder / "a.png"), timeout=60)
     assert fifo_model.returncode == 1 and "Traceback" not in fifo_model.stderr
     assert f"error: model: {folder / 'b.png'}: a FIFO or pipe, not a regular" in fifo_model.stderr
+
+
+@pytest.mark.cli
+def test_any_file_name_gives_one_parseable_line_and_a_full_disk_one_error(
+    digits_and_model, tmp_path
+):
+    """A newline in a name cannot forge a line, a name that is not UTF-8 cannot stop the
+    command (under a strict UTF-8 stdout), and stdout on a full disk is one error line."""
+    images, _, params, cfg = digits_and_model
+    model_file = str(tmp_path / "model.npz")
+    save_model(model_file, params, cfg)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = [b"a\nb.png: 7 (100.0%)  top 3: 7 100.0%.png", b"latin-1 \xe9.png", b"z.png"]
+    for i, name in enumerate(names):
+        Image.fromarray(images[i]).save(os.path.join(bytes(folder), name), format="PNG")
+    (folder / "x\nerror: forged.png").write_text("not an image")
+    strict = {"PYTHONIOENCODING": "utf-8"}  # a UTF-8 terminal: a stray byte cannot be printed
+
+    plain = run_cli("--model", model_file, str(folder), env=strict)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    answer = re.compile(r"(.*): \d \(\d+\.\d%\)  top 3: \d \S+%, \d \S+%, \d \S+%")
+    shown = [answer.fullmatch(line)[1] for line in plain.stdout.splitlines()]
+    assert shown == [f"{folder}/a\\nb.png: 7 (100.0%)  top 3: 7 100.0%.png",
+                     f"{folder}/latin-1 \\xe9.png", f"{folder}/z.png"]  # fmt: skip
+    assert plain.stderr.splitlines() == [
+        f"error: {folder}/x\\nerror: forged.png: not a PNG, JPEG, .npy or .npz file "
+        f"(it starts b'not an i')"
+    ]
+    as_json = run_cli("--json", "--model", model_file, str(folder), env=strict)
+    files = [os.fsencode(json.loads(line)["file"]) for line in as_json.stdout.splitlines()]
+    assert files == [os.path.join(bytes(folder), name)
+                     for name in [*names[:2], b"x\nerror: forged.png", names[2]]]  # fmt: skip
+
+    with open("/dev/full", "w") as full:
+        result = run_cli("--model", model_file, str(folder / "z.png"), stdout=full,
+                         capture_output=False, stderr=subprocess.PIPE)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: standard output: could not write it (No space left on device). "
+        "Free some disk space and rerun.\n"
+    )

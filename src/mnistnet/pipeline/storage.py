@@ -154,7 +154,7 @@ _ADVICE = {
 }
 
 
-def unwritable(path: Path, error: OSError) -> OutputError:
+def unwritable(path: Path | str, error: OSError) -> OutputError:
     """The error for an output that could not be written: the file, the reason, the fix."""
     reason = error.strerror or str(error)
     advice = _ADVICE.get(error.errno, "Nothing was replaced; fix the cause and rerun.")
