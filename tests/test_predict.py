@@ -17,7 +17,16 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ROOT
-from mnistnet.apps.predict import classify, load_inputs, mnist_style
+from mnistnet.apps.predict import (
+    AHEAD,
+    CHUNK_FILES,
+    PARALLEL_FROM,
+    answers,
+    classify,
+    load_inputs,
+    mnist_style,
+    record,
+)
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import save_model
@@ -421,3 +430,32 @@ def test_any_file_name_gives_one_parseable_line_and_a_full_disk_one_error(
         "error: standard output: could not write it (No space left on device). "
         "Free some disk space and rerun.\n"
     )
+
+
+def test_answers_stream_in_order_reading_only_a_bounded_window_ahead(digits_and_model, tmp_path):
+    """A long list of files is answered chunk by chunk as it is read: the first answers come
+    after a bounded number of paths was taken from the walk, not after all of them (the
+    folder walk is a generator), and every answer is the one its file gets alone."""
+    images, _, params, _ = digits_and_model
+    for i in range(2):
+        Image.fromarray(images[i]).save(tmp_path / f"{i}.png")
+    expected = [classify(params, load_inputs(tmp_path / f"{i}.png"))[0] for i in range(2)]
+    n = 600
+    taken = []
+
+    def paths():
+        for i in range(n):
+            taken.append(i)
+            yield str(tmp_path / ("missing.png" if i == 7 else f"{i % 2}.png"))
+
+    workers = os.cpu_count() or 1
+    window = PARALLEL_FROM + (AHEAD * workers + 1) * CHUNK_FILES
+    out = []
+    for chunk in answers(params, paths()):
+        if not out:
+            assert len(taken) <= min(window, n - 1), len(taken)  # nothing waits for the end
+        out += chunk
+    assert [path for path, _ in out] == list(paths())[: len(out)] and len(out) == n
+    assert out[7][1] == "no such file"
+    got = [record(a[0][0], a[1][0]) for i, (_, a) in enumerate(out) if i != 7]
+    assert got == [expected[i % 2] for i in range(n) if i != 7]

@@ -50,9 +50,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     good files are classified either way. A file name is printed escaped (``printable``) in
     lines and as a JSON string in records, so it stays on its line whatever it holds.
     """
-    import numpy as np
-
-    from mnistnet.apps.predict import classify, expand_folders, load_many, one_line, printable
+    from mnistnet.apps.predict import answers, one_line, printable, record, walk
     from mnistnet.nn.checkpoint import load_model
     from mnistnet.pipeline.errors import DataError, OutputError
 
@@ -66,28 +64,27 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
         error(f"model: {one_line(str(e))}")
         return 1
 
-    paths = expand_folders(paths)
-    loaded = load_many(paths)  # per path: images (n, 784), or the error message
-    good = [x for x in loaded if not isinstance(x, str)]
-    records = iter(classify(params, np.concatenate(good)) if good else [])  # one forward pass
-    lines = []
-    for path, item in zip(paths, loaded, strict=True):
-        if isinstance(item, str):
-            if as_json:
-                lines.append(json.dumps({"file": path, "error": item}))
-            error(f"{printable(path)}: {one_line(item)}")
-            continue
-        for index in range(len(item)):
-            lines.append(
-                answer_line(path, index if len(item) > 1 else None, next(records), as_json)
-            )
+    failed = False
     try:
-        write_stdout("".join(line + "\n" for line in lines))
+        for chunk in answers(params, walk(paths)):  # as the files are read, in their order
+            lines = []
+            for path, answer in chunk:
+                if isinstance(answer, str):
+                    failed = True
+                    if as_json:
+                        lines.append(json.dumps({"file": path, "error": answer}))
+                    error(f"{printable(path)}: {one_line(answer)}")
+                    continue
+                digits, probs = answer  # (n, 3) each
+                for index, (d, p) in enumerate(zip(digits, probs, strict=True)):
+                    where = index if len(digits) > 1 else None
+                    lines.append(answer_line(path, where, record(d, p), as_json))
+            write_stdout("".join(line + "\n" for line in lines))
     except OutputError as e:
         error(str(e))
         discard_stdout()
         return 1
-    return 1 if len(good) < len(loaded) else 0
+    return 1 if failed else 0
 
 
 def answer_line(path: str, index: int | None, record: dict, as_json: bool) -> str:

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
+import itertools
 import os
 import struct
 import warnings
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -52,6 +53,8 @@ INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
+CHUNK_FILES = 32  # files per task for a worker, and per batch of answers written out
+AHEAD = 2  # chunks queued per worker: it never waits for work, and memory stays bounded
 MAX_PIXELS = 40_000_000  # larger declared images are refused before decoding (12 MP is fine)
 # A phone photo is a few MB; larger files are not read at all, nor is an array file whose
 # arrays would expand to more (a small deflated .npz can declare gigabytes)
@@ -138,20 +141,24 @@ def centred(gray: np.ndarray) -> np.ndarray:
     return field
 
 
-def expand_folders(paths: list[str]) -> list[str]:
-    """Each folder in ``paths`` replaced by its image and array files, sorted by name."""
+def walk(paths: Iterable[str]) -> Iterator[str]:
+    """Each of ``paths`` in turn, a folder replaced by its image and array files, sorted by
+    name. A generator: only one folder's names are held at a time, never the files."""
     suffixes = IMAGE_SUFFIXES | ARRAY_SUFFIXES
-    expanded = []
     for path in paths:
-        if Path(path).is_dir():
-            try:
-                found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in suffixes)
-            except OSError:  # an unreadable folder: load_inputs says why, in its line
-                found = []
-            expanded += [str(p) for p in found] or [path]  # an empty folder: say so below
-        else:
-            expanded.append(path)
-    return expanded
+        if not Path(path).is_dir():
+            yield path
+            continue
+        try:
+            names = sorted(
+                n for n in os.listdir(path) if os.path.splitext(n)[1].lower() in suffixes
+            )
+        except OSError:  # an unreadable folder: load_inputs says why, in its line
+            names = []
+        if not names:
+            yield path  # an empty folder: load_inputs says so
+        folder = str(Path(path))
+        yield from (os.path.join(folder, name) for name in names)
 
 
 def load_inputs(path: str | os.PathLike) -> np.ndarray:
@@ -321,18 +328,76 @@ def load_or_error(path: str | os.PathLike) -> np.ndarray | str:
         return str(e).removeprefix(f"{path}: ").removeprefix(f"{Path(path)}: ")
 
 
-def load_many(paths: list[str]) -> list[np.ndarray | str]:
-    """``load_or_error`` for each path, in order; in one process per core for long lists.
+# A file's answer: its images' best digits (n, top) and their probabilities (n, top), or
+# the line that says why it has none
+Answer = tuple[np.ndarray, np.ndarray] | str
 
-    Decoding and normalizing is per-image Python and NumPy work that threads cannot share
-    (the GIL), so a long list is split across processes.
+
+def answer_chunk(params: dict, paths: list[str]) -> list[Answer]:
+    """Each path's images classified (``top_classes``), or the problem as one line of text.
+
+    The files of one image each (photos, scans) are classified in one call, which gives the
+    same answers (``probabilities`` takes one image at a time) for less overhead per file;
+    a file of many images is classified on its own, so a batch never holds more than one
+    file's worth of images.
     """
+    loaded = [load_or_error(path) for path in paths]  # (n, 784) each, or the error
+    out: list[Answer | None] = [x if isinstance(x, str) else None for x in loaded]
+    singles = [i for i, x in enumerate(loaded) if out[i] is None and len(x) == 1]
+    if singles:
+        digits, probs = top_classes(params, np.concatenate([loaded[i] for i in singles]))
+        for row, i in enumerate(singles):
+            out[i] = (digits[row : row + 1], probs[row : row + 1])
+    return [top_classes(params, x) if a is None else a for x, a in zip(loaded, out, strict=True)]
+
+
+def answers(params: dict, paths: Iterable[str]) -> Iterator[list[tuple[str, Answer]]]:
+    """``(path, answer)`` for every path, in order, in chunks of ``CHUNK_FILES``; each chunk
+    as soon as it and those before it are done, so the first answers come out while later
+    files are still being read, and memory does not grow with the number of files.
+
+    Reading, normalizing and classifying is per-image Python and NumPy work that threads
+    cannot share (the GIL), so from ``PARALLEL_FROM`` files on it runs in one process per
+    core, ``AHEAD`` chunks queued per process. A worker sends back only the answers (a few
+    numbers per image), never the images.
+    """
+    paths = iter(paths)
+    first = list(itertools.islice(paths, PARALLEL_FROM))
     workers = os.cpu_count() or 1
-    if len(paths) < PARALLEL_FROM or workers < 2:
-        return [load_or_error(p) for p in paths]
-    chunk = math.ceil(len(paths) / (4 * workers))
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(load_or_error, paths, chunksize=chunk))
+    chunks = _chunks(itertools.chain(first, paths))
+    if len(first) < PARALLEL_FROM or workers < 2:
+        for chunk in chunks:
+            yield list(zip(chunk, answer_chunk(params, chunk), strict=True))
+        return
+    with ProcessPoolExecutor(workers, initializer=_keep_params, initargs=(params,)) as pool:
+        queued = deque()
+        try:
+            for chunk in chunks:
+                queued.append((chunk, pool.submit(_answer_all, chunk)))
+                if len(queued) >= AHEAD * workers:
+                    chunk, done = queued.popleft()
+                    yield list(zip(chunk, done.result(), strict=True))
+            while queued:
+                chunk, done = queued.popleft()
+                yield list(zip(chunk, done.result(), strict=True))
+        finally:  # the reader stopped early (a closed pipe, a full disk): drop the queue
+            pool.shutdown(cancel_futures=True)
+
+
+def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
+    while chunk := list(itertools.islice(paths, CHUNK_FILES)):
+        yield chunk
+
+
+_worker_params: dict = {}  # the model, in a worker process of ``answers``
+
+
+def _keep_params(params: dict) -> None:
+    _worker_params.update(params)
+
+
+def _answer_all(paths: list[str]) -> list[Answer]:
+    return answer_chunk(_worker_params, paths)
 
 
 def probabilities(params: dict, X: np.ndarray) -> np.ndarray:
@@ -343,15 +408,22 @@ def probabilities(params: dict, X: np.ndarray) -> np.ndarray:
     return np.concatenate([predict_proba(params, X[i : i + 1]) for i in range(len(X))])
 
 
+def top_classes(params: dict, X: np.ndarray, top: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` most likely digits of each row of X (n, 784), most likely first:
+    digits int64 (n, top) and their probabilities float64 (n, top)."""
+    probs = probabilities(params, X)  # (n, k)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]  # (n, top)
+    return order, np.take_along_axis(probs, order, axis=1).astype(np.float64)
+
+
+def record(digits: np.ndarray, probs: np.ndarray) -> dict:
+    """One image's answer from its row of ``top_classes``: the digit, its probability and
+    the best ``top``, probabilities rounded to 6 places."""
+    pairs = zip(digits, probs, strict=True)
+    top = [{"digit": int(d), "probability": round(float(p), 6)} for d, p in pairs]
+    return {"digit": top[0]["digit"], "probability": top[0]["probability"], "top": top}
+
+
 def classify(params: dict, X: np.ndarray, top: int = 3) -> list[dict]:
     """One record per row of X (n, 784): the digit, its probability and the ``top`` best."""
-    probs = probabilities(params, X)  # (n, k)
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    return [
-        {
-            "digit": int(best[0]),
-            "probability": round(float(p[best[0]]), 6),
-            "top": [{"digit": int(d), "probability": round(float(p[d]), 6)} for d in best],
-        }
-        for p, best in zip(probs, order, strict=True)
-    ]
+    return [record(d, p) for d, p in zip(*top_classes(params, X, top), strict=True)]
