@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+import zipfile
 import zlib
 
 import numpy as np
@@ -23,6 +24,7 @@ from mnistnet.pipeline.storage import (
     atomic_path,
     load_npz,
     load_untrusted_npz,
+    npz_names,
     save_npz,
     write_text,
 )
@@ -225,3 +227,30 @@ def test_an_npz_is_never_expanded_past_its_limit(tmp_path):
         tracemalloc.stop()
     assert peak < 2**20, f"{peak:,} bytes allocated"
     assert storage.MAX_UNTRUSTED_BYTES > 55_000_000  # the Keras MNIST download still loads
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_a_zip_directory_of_too_many_members_is_refused_before_zipfile_reads_it(tmp_path):
+    """zipfile makes an object of each directory entry (~600 bytes for ~50 on disk): a 60 MB
+    archive of empty members would cost it 450 MB. An .npz has one member per array."""
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as zf:
+        zf.writestr("x.npy", npy_bytes(np.zeros((28, 28), np.uint8)))
+        for i in range(5_000):  # 266-byte entries: 1.3 MB of directory
+            zf.writestr(f"{i:06d}".ljust(220, "-"), b"")
+    tracemalloc.start()
+    try:
+        for read in (lambda p: load_untrusted_npz(p, {"x": (None, None)}, "Fix."),
+                     lambda p: npz_names(p, "Fix.")):  # fmt: skip
+            with pytest.raises(DataError, match=r"many.npz: its zip directory is 1,.* bytes, "
+                               r"too many members for an .npz \(one per array\); at most "
+                               r"1,048,576 are read. Fix."):  # fmt: skip
+                read(tmp_path / "many.npz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 300_000, f"{peak:,} bytes allocated"

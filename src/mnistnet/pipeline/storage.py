@@ -42,6 +42,9 @@ _MAX_DEFLATE_RATIO = 1032
 # What an untrusted .npz or .npy may hold, by default: the arrays the reader allocates (and
 # the file itself). The Keras MNIST download expands to 55 MB, a model file to a few MB.
 MAX_UNTRUSTED_BYTES = 128 * 2**20
+# An .npz's zip directory: about 60 bytes per array. zipfile turns each entry into an object
+# of ~600 bytes, so a 60 MB archive of 700,000 empty members would cost 450 MB and seconds.
+_MAX_ZIP_DIRECTORY = 2**20
 _READ_SLICE = 16 * 2**20  # bytes read from a zip member at a time
 
 
@@ -307,6 +310,7 @@ def load_untrusted_npz(
             size = os.fstat(f.fileno()).st_size
             if size > max_bytes:
                 raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            _check_zip_directory(f, size, path, fix)
             with zipfile.ZipFile(f) as zf:
                 names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
                 missing = sorted(set(schema) - set(names))
@@ -351,6 +355,35 @@ def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
             return tuple(read(f)[0])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a peek: unknown
         return None
+
+
+def _check_zip_directory(f: BinaryIO, size: int, path: Path | str, fix: str) -> None:
+    """Raise ``DataError`` if the zip directory of the archive ``f`` (``size`` bytes) is over
+    ``_MAX_ZIP_DIRECTORY``, before zipfile reads it. Its size is read from the end record as
+    zipfile finds it (the last 22 bytes, else the last signature in the last 64 KiB, and the
+    zip64 record if a locator points there); an archive without one is left to zipfile to
+    refuse."""
+    tail = min(size, 2**16 + 22)
+    f.seek(size - tail)
+    data = f.read(tail)
+    end = len(data) - 22
+    if not (end >= 0 and data[end : end + 4] == b"PK\x05\x06" and data[-2:] == b"\0\0"):
+        end = data.rfind(b"PK\x05\x06")
+        if end < 0 or len(data) - end < 22:
+            return
+    directory = struct.unpack_from("<I", data, end + 12)[0]
+    locator = size - tail + end - 20  # where a zip64 archive keeps the pointer to its record
+    if locator >= 56:
+        f.seek(locator - 56)
+        zip64 = f.read(76)
+        if zip64[56:60] == b"PK\x06\x07" and zip64[:4] == b"PK\x06\x06":
+            directory = struct.unpack_from("<Q", zip64, 40)[0]
+    f.seek(0)
+    if directory > _MAX_ZIP_DIRECTORY:
+        raise DataError(
+            f"{path}: its zip directory is {directory:,} bytes, too many members for an .npz "
+            f"(one per array); at most {_MAX_ZIP_DIRECTORY:,} are read. {fix}"
+        )
 
 
 def _check_member(info: zipfile.ZipInfo, archive_size: int) -> None:
@@ -432,7 +465,9 @@ def load_npy(path: str | os.PathLike, fix: str, max_bytes: int = MAX_UNTRUSTED_B
 def npz_names(path: str | os.PathLike, fix: str) -> list[str]:
     """The arrays an ``.npz`` file holds, by name (without ``.npy``)."""
     try:
-        with open_regular(path, fix) as f, zipfile.ZipFile(f) as zf:
-            return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+        with open_regular(path, fix) as f:
+            _check_zip_directory(f, os.fstat(f.fileno()).st_size, path, fix)
+            with zipfile.ZipFile(f) as zf:
+                return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
