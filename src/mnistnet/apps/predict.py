@@ -53,7 +53,8 @@ INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
-CHUNK_FILES = 32  # files per task for a worker, and per batch of answers written out
+CHUNK_FILES = 32  # files per task for a worker, and per batch of answers written out…
+CHUNK_BYTES = 4 * 2**20  # …or fewer, once their sizes add up to this: a big file is much work
 AHEAD = 2  # chunks queued per worker: it never waits for work, and memory stays bounded
 MAX_PIXELS = 40_000_000  # larger declared images are refused before decoding (12 MP is fine)
 # A phone photo is a few MB; larger files are not read at all, nor is an array file whose
@@ -263,9 +264,8 @@ def _load_array(path: Path, kind: str) -> np.ndarray:
         if key is None and len(names) != 1:
             raise DataError(f"holds arrays {names[:10]}; name the images 'x' or 'images'")
         key = key or names[0]
-        loaded = load_untrusted_npz(path, {key: (None, None)}, fix="", max_bytes=MAX_FILE_BYTES)[
-            key
-        ]
+        arrays = load_untrusted_npz(path, {key: (None, None)}, fix="", max_bytes=MAX_FILE_BYTES)
+        loaded = arrays[key]
     images = loaded[None] if loaded.ndim == 2 else loaded
     if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")
@@ -336,23 +336,29 @@ Answer = tuple[np.ndarray, np.ndarray] | str
 def answer_chunk(params: dict, paths: list[str]) -> list[Answer]:
     """Each path's images classified (``top_classes``), or the problem as one line of text.
 
-    The files of one image each (photos, scans) are classified in one call, which gives the
-    same answers (``probabilities`` takes one image at a time) for less overhead per file;
-    a file of many images is classified on its own, so a batch never holds more than one
-    file's worth of images.
+    A file of many images is classified as soon as it is read, so one such file's images are
+    held at a time; the files of one image each (photos, scans) are classified together at
+    the end, in one call, which gives the same answers (``probabilities`` takes one image at
+    a time) for less overhead per file.
     """
-    loaded = [load_or_error(path) for path in paths]  # (n, 784) each, or the error
-    out: list[Answer | None] = [x if isinstance(x, str) else None for x in loaded]
-    singles = [i for i, x in enumerate(loaded) if out[i] is None and len(x) == 1]
+    out: list = []  # per path: an Answer, or for now its one image (1, 784)
+    singles = []  # where in ``out`` the one-image files are
+    for path in paths:
+        x = load_or_error(path)  # (n, 784), or the error
+        if not isinstance(x, str) and len(x) == 1:
+            singles.append(len(out))
+        elif not isinstance(x, str):
+            x = top_classes(params, x)
+        out.append(x)
     if singles:
-        digits, probs = top_classes(params, np.concatenate([loaded[i] for i in singles]))
+        digits, probs = top_classes(params, np.concatenate([out[i] for i in singles]))
         for row, i in enumerate(singles):
             out[i] = (digits[row : row + 1], probs[row : row + 1])
-    return [top_classes(params, x) if a is None else a for x, a in zip(loaded, out, strict=True)]
+    return out
 
 
 def answers(params: dict, paths: Iterable[str]) -> Iterator[list[tuple[str, Answer]]]:
-    """``(path, answer)`` for every path, in order, in chunks of ``CHUNK_FILES``; each chunk
+    """``(path, answer)`` for every path, in order, in chunks (``_chunks``); each chunk
     as soon as it and those before it are done, so the first answers come out while later
     files are still being read, and memory does not grow with the number of files.
 
@@ -385,7 +391,16 @@ def answers(params: dict, paths: Iterable[str]) -> Iterator[list[tuple[str, Answ
 
 
 def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
-    while chunk := list(itertools.islice(paths, CHUNK_FILES)):
+    """``paths`` in lists of ``CHUNK_FILES``, or fewer whose sizes add up to ``CHUNK_BYTES``."""
+    chunk, size = [], 0
+    for path in paths:
+        chunk.append(path)
+        with contextlib.suppress(OSError):  # a missing file: its worker says so
+            size += os.stat(path).st_size
+        if len(chunk) == CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
         yield chunk
 
 
