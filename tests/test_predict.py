@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import socket
 import struct
 import subprocess
 import sys
@@ -15,7 +17,16 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ROOT
-from mnistnet.apps.predict import classify, load_inputs, mnist_style
+from mnistnet.apps.predict import (
+    AHEAD,
+    CHUNK_FILES,
+    PARALLEL_FROM,
+    answers,
+    classify,
+    load_inputs,
+    mnist_style,
+    record,
+)
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import save_model
@@ -90,10 +101,11 @@ def test_predict_agrees_on_resized_inverted_off_centre_digits(digits_and_model, 
     assert agreement >= 0.95, f"agreement {agreement:.1%}"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **kwargs.pop("env", {})}
     command = [sys.executable, "-m", "mnistnet.apps.cli", "predict", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env)
+    kwargs = {"capture_output": True, "text": True, "timeout": 120, **kwargs}
+    return subprocess.run(command, env=env, **kwargs)
 
 
 def test_cli_json_schema_batches_and_bad_files(digits_and_model, tmp_path):
@@ -273,6 +285,7 @@ def hostile_files(folder) -> dict[str, str]:
     with open(folder / "zeros.png", "wb") as f:
         f.truncate(2**30)
     (folder / "empty-folder").mkdir()
+    (folder / "bomb.npz").write_bytes(lying_npz(100_000_128, os.urandom(100_000)))
     return {
         "text-bomb.png": "not a readable PNG or JPEG (ValueError: Decompressed data too large",
         "corrupt.png": "not a readable PNG or JPEG",
@@ -281,7 +294,20 @@ def hostile_files(folder) -> dict[str, str]:
         "zeros.png": "not a PNG, JPEG, .npy or .npz file (it starts b'\\x00\\x00",
         "empty-folder": "a folder with no PNG, JPEG, .npy or .npz file in it",
         "missing.png": "no such file",
+        "bomb.npz": "its arrays ['x'] expand to 100,000,128 bytes; at most 67,108,864 are read",
     }
+
+
+def lying_npz(declared: int, stream: bytes) -> bytes:
+    """A 100 KB .npz whose one deflated member declares ``declared`` bytes: what a deflate
+    bomb says of itself (it need not inflate to that: the claim alone must be refused)."""
+    name = b"x.npy"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, 0, len(stream), declared,
+                        len(name), 0) + name + stream  # fmt: skip
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, 0, len(stream),
+                          declared, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
+    return local + central + end
 
 
 def test_each_hostile_file_is_one_data_error(tmp_path):
@@ -298,7 +324,7 @@ def test_an_unreadable_file_is_one_data_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("mnistnet.apps.predict.open", refuse, raising=False)
+    monkeypatch.setattr("mnistnet.pipeline.storage.open", refuse, raising=False)
     with pytest.raises(DataError, match=r"cannot read it \(Permission denied\)"):
         load_inputs(tmp_path / "locked.png")
 
@@ -328,3 +354,108 @@ def test_predict_answers_every_good_file_and_one_line_per_bad_one(digits_and_mod
     assert len(errors) == len(bad) and "Traceback" not in result.stderr
     for line, (name, says) in zip(errors, bad.items(), strict=True):
         assert line.startswith(f"error: {tmp_path / name}: ") and says in line
+
+
+@pytest.mark.cli
+def test_a_fifo_socket_device_or_pipe_is_refused_unread_and_never_waited_on(
+    digits_and_model, tmp_path
+):
+    """Only regular files are read: a FIFO nothing writes to would block the command, a pipe
+    or a device could stream without end."""
+    images, _, params, cfg = digits_and_model
+    save_model(tmp_path / "model.npz", params, cfg)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(images[0]).save(folder / "a.png")
+    os.mkfifo(folder / "b.png")  # no writer, ever
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "c.png"))
+    Image.fromarray(images[1]).save(folder / "d.png")
+    model_file = str(tmp_path / "model.npz")
+    result = run_cli("--model", model_file, str(folder), os.devnull, "/dev/stdin",
+                     input=b"\x89PNG\r\n\x1a\n" + bytes(2**20), text=False, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    answered = [line.split(b":")[0] for line in result.stdout.splitlines()]
+    assert answered == [str(folder / "a.png").encode(), str(folder / "d.png").encode()]
+    assert result.stderr.decode().splitlines() == [
+        f"error: {folder / 'b.png'}: a FIFO or pipe, not a regular file; only regular files "
+        f"are read.",
+        f"error: {folder / 'c.png'}: a socket, not a regular file; only regular files are read.",
+        f"error: {os.devnull}: a character device, not a regular file; only regular files are "
+        f"read.",
+        "error: /dev/stdin: a FIFO or pipe, not a regular file; only regular files are read.",
+    ]
+    fifo_model = run_cli("--model", str(folder / "b.png"), str(folder / "a.png"), timeout=60)
+    assert fifo_model.returncode == 1 and "Traceback" not in fifo_model.stderr
+    assert f"error: model: {folder / 'b.png'}: a FIFO or pipe, not a regular" in fifo_model.stderr
+
+
+@pytest.mark.cli
+def test_any_file_name_gives_one_parseable_line_and_a_full_disk_one_error(
+    digits_and_model, tmp_path
+):
+    """A newline in a name cannot forge a line, a name that is not UTF-8 cannot stop the
+    command (under a strict UTF-8 stdout), and stdout on a full disk is one error line."""
+    images, _, params, cfg = digits_and_model
+    model_file = str(tmp_path / "model.npz")
+    save_model(model_file, params, cfg)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = [b"a\nb.png: 7 (100.0%)  top 3: 7 100.0%.png", b"latin-1 \xe9.png", b"z.png"]
+    for i, name in enumerate(names):
+        Image.fromarray(images[i]).save(os.path.join(bytes(folder), name), format="PNG")
+    (folder / "x\nerror: forged.png").write_text("not an image")
+    strict = {"PYTHONIOENCODING": "utf-8"}  # a UTF-8 terminal: a stray byte cannot be printed
+
+    plain = run_cli("--model", model_file, str(folder), env=strict)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    answer = re.compile(r"(.*): \d \(\d+\.\d%\)  top 3: \d \S+%, \d \S+%, \d \S+%")
+    shown = [answer.fullmatch(line)[1] for line in plain.stdout.splitlines()]
+    assert shown == [f"{folder}/a\\nb.png: 7 (100.0%)  top 3: 7 100.0%.png",
+                     f"{folder}/latin-1 \\xe9.png", f"{folder}/z.png"]  # fmt: skip
+    assert plain.stderr.splitlines() == [
+        f"error: {folder}/x\\nerror: forged.png: not a PNG, JPEG, .npy or .npz file "
+        f"(it starts b'not an i')"
+    ]
+    as_json = run_cli("--json", "--model", model_file, str(folder), env=strict)
+    files = [os.fsencode(json.loads(line)["file"]) for line in as_json.stdout.splitlines()]
+    assert files == [os.path.join(bytes(folder), name)
+                     for name in [*names[:2], b"x\nerror: forged.png", names[2]]]  # fmt: skip
+
+    with open("/dev/full", "w") as full:
+        result = run_cli("--model", model_file, str(folder / "z.png"), stdout=full,
+                         capture_output=False, stderr=subprocess.PIPE)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: standard output: could not write it (No space left on device). "
+        "Free some disk space and rerun.\n"
+    )
+
+
+def test_answers_stream_in_order_reading_only_a_bounded_window_ahead(digits_and_model, tmp_path):
+    """A long list of files is answered chunk by chunk as it is read: the first answers come
+    after a bounded number of paths was taken from the walk, not after all of them (the
+    folder walk is a generator), and every answer is the one its file gets alone."""
+    images, _, params, _ = digits_and_model
+    for i in range(2):
+        Image.fromarray(images[i]).save(tmp_path / f"{i}.png")
+    expected = [classify(params, load_inputs(tmp_path / f"{i}.png"))[0] for i in range(2)]
+    n = 600
+    taken = []
+
+    def paths():
+        for i in range(n):
+            taken.append(i)
+            yield str(tmp_path / ("missing.png" if i == 7 else f"{i % 2}.png"))
+
+    workers = os.cpu_count() or 1
+    window = PARALLEL_FROM + (AHEAD * workers + 1) * CHUNK_FILES
+    out = []
+    for chunk in answers(params, paths()):
+        if not out:
+            assert len(taken) <= min(window, n - 1), len(taken)  # nothing waits for the end
+        out += chunk
+    assert [path for path, _ in out] == list(paths())[: len(out)] and len(out) == n
+    assert out[7][1] == "no such file"
+    got = [record(a[0][0], a[1][0]) for i, (_, a) in enumerate(out) if i != 7]
+    assert got == [expected[i % 2] for i in range(n) if i != 7]

@@ -1,11 +1,17 @@
 """Atomic, reproducible writes, and loads that say what is wrong with a file."""
 
+import bz2
 import hashlib
+import io
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
+import tracemalloc
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -17,6 +23,8 @@ from mnistnet.pipeline.storage import (
     all_or_nothing,
     atomic_path,
     load_npz,
+    load_untrusted_npz,
+    npz_names,
     save_npz,
     write_text,
 )
@@ -161,3 +169,88 @@ def test_object_arrays_are_refused(tmp_path):
     with pytest.raises(ValueError, match="pickle"):
         save_npz(tmp_path / "o.npz", {"o": np.array([{}], dtype=object)})
     assert not (tmp_path / "o.npz").exists()
+
+
+def zip_of_one(name: bytes, stream: bytes, method: int, crc: int, declared: int) -> bytes:
+    """A zip archive of one member whose directory says what the caller says: its method,
+    its CRC and its uncompressed size, whatever ``stream`` expands to."""
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(stream),
+                        declared, len(name), 0) + name + stream  # fmt: skip
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc,
+                          len(stream), declared, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
+    return local + central + end
+
+
+def deflated(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate, as zip stores it
+    return packer.compress(data) + packer.flush()
+
+
+def test_an_npz_is_never_expanded_past_its_limit(tmp_path):
+    """A small deflated .npz can declare gigabytes: what the members declare is summed and
+    checked before anything is inflated, a stream that inflates past its member's declared
+    size is cut off there, and bzip2/LZMA members (whose expansion zipfile hands over in one
+    piece) are refused. The allocations stay far below the data the streams hold."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (4096, 28, 28)}
+    )
+    bomb = header.getvalue() + bytes(4096 * 784)  # 3.2 MB of zeros, deflated to 3 KB
+    (tmp_path / "bomb.npz").write_bytes(
+        zip_of_one(b"x.npy", deflated(bomb), 8, zlib.crc32(bomb), len(bomb))
+    )
+    digit = np.arange(784, dtype=np.uint8).reshape(28, 28)
+    one = io.BytesIO()
+    np.save(one, digit)
+    long_stream = one.getvalue() + bytes(8 * 2**20)  # inflates 8 MB past what it declares
+    (tmp_path / "long.npz").write_bytes(
+        zip_of_one(b"x.npy", deflated(long_stream), 8, zlib.crc32(one.getvalue()), one.tell())
+    )
+    (tmp_path / "bzip2.npz").write_bytes(
+        zip_of_one(b"x.npy", bz2.compress(bomb), 12, zlib.crc32(bomb), len(bomb))
+    )
+    schema = {"x": (np.uint8, None)}
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as refused:
+            load_untrusted_npz(tmp_path / "bomb.npz", schema, "Fix.", max_bytes=2**20)
+        assert str(refused.value) == (
+            f"{tmp_path / 'bomb.npz'}: its arrays ['x'] expand to {len(bomb):,} bytes; "
+            f"at most 1,048,576 are read. Fix."
+        )
+        assert np.array_equal(load_untrusted_npz(tmp_path / "long.npz", schema, "")["x"], digit)
+        with pytest.raises(DataError, match="compression method 12; only stored and deflated"):
+            load_untrusted_npz(tmp_path / "bzip2.npz", schema, "")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, f"{peak:,} bytes allocated"
+    assert storage.MAX_UNTRUSTED_BYTES > 55_000_000  # the Keras MNIST download still loads
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_a_zip_directory_of_too_many_members_is_refused_before_zipfile_reads_it(tmp_path):
+    """zipfile makes an object of each directory entry (~600 bytes for ~50 on disk): a 60 MB
+    archive of empty members would cost it 450 MB. An .npz has one member per array."""
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as zf:
+        zf.writestr("x.npy", npy_bytes(np.zeros((28, 28), np.uint8)))
+        for i in range(5_000):  # 266-byte entries: 1.3 MB of directory
+            zf.writestr(f"{i:06d}".ljust(220, "-"), b"")
+    tracemalloc.start()
+    try:
+        for read in (lambda p: load_untrusted_npz(p, {"x": (None, None)}, "Fix."),
+                     lambda p: npz_names(p, "Fix.")):  # fmt: skip
+            with pytest.raises(DataError, match=r"many.npz: its zip directory is 1,.* bytes, "
+                               r"too many members for an .npz \(one per array\); at most "
+                               r"1,048,576 are read. Fix."):  # fmt: skip
+                read(tmp_path / "many.npz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 300_000, f"{peak:,} bytes allocated"

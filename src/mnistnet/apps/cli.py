@@ -50,42 +50,90 @@ def apply_numerics() -> bool:
 def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     """Classify every image in ``paths``; one line (or JSON record) per image.
 
-    Returns 1 if the model or any file failed, else 0; good files are classified either way.
+    Returns 1 if the model or any file failed, or the answers could not be written, else 0;
+    good files are classified either way. A file name is printed escaped (``printable``) in
+    lines and as a JSON string in records, so it stays on its line whatever it holds.
     """
-    import numpy as np
-
-    from mnistnet.apps.predict import classify, expand_folders, load_many
+    from mnistnet.apps.predict import answers, one_line, printable, record, walk
     from mnistnet.nn.checkpoint import load_model
-    from mnistnet.pipeline.errors import DataError
+    from mnistnet.pipeline.errors import DataError, OutputError
 
     if not apply_numerics():  # as evaluate runs, so the same probabilities
         return 1
+    if hasattr(sys.stdout, "reconfigure"):  # a name's letters an ASCII terminal cannot show
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         params, _ = load_model(model_path)
     except DataError as e:
-        error(f"model: {e}")
+        error(f"model: {one_line(str(e))}")
         return 1
 
-    paths = expand_folders(paths)
-    loaded = load_many(paths)  # per path: images (n, 784), or the error message
-    good = [x for x in loaded if not isinstance(x, str)]
-    records = iter(classify(params, np.concatenate(good)) if good else [])  # one forward pass
-    for path, item in zip(paths, loaded, strict=True):
-        if isinstance(item, str):
-            if as_json:
-                print(json.dumps({"file": path, "error": item}))
-            error(f"{path}: {item}")
-            continue
-        for index in range(len(item)):
-            record = next(records)
-            name = path if len(item) == 1 else f"{path}[{index}]"
-            if as_json:
-                where = {"file": path, "index": index if len(item) > 1 else None}
-                print(json.dumps({**where, **record}))
-            else:
-                top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in record["top"])
-                print(f"{name}: {record['digit']} ({record['probability']:.1%})  top 3: {top}")
-    return 1 if len(good) < len(loaded) else 0
+    failed = False
+    try:
+        for chunk in answers(params, walk(paths)):  # as the files are read, in their order
+            lines = []
+            for path, answer in chunk:
+                if isinstance(answer, str):
+                    failed = True
+                    if as_json:
+                        lines.append(json.dumps({"file": path, "error": answer}))
+                    error(f"{printable(path)}: {one_line(answer)}")
+                    continue
+                digits, probs = answer  # (n, 3) each
+                for index, (d, p) in enumerate(zip(digits, probs, strict=True)):
+                    where = index if len(digits) > 1 else None
+                    lines.append(answer_line(path, where, record(d, p), as_json))
+            write_stdout("".join(line + "\n" for line in lines))
+    except OutputError as e:
+        error(str(e))
+        discard_stdout()
+        return 1
+    return 1 if failed else 0
+
+
+def answer_line(path: str, index: int | None, record: dict, as_json: bool) -> str:
+    """One image's answer: ``name[index]: digit (probability)  top 3: …``, or its JSON
+    record; ``index`` is None for a file of one image."""
+    from mnistnet.apps.predict import printable
+
+    if as_json:
+        return json.dumps({"file": path, "index": index, **record})
+    name = printable(path) + ("" if index is None else f"[{index}]")
+    top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in record["top"])
+    return f"{name}: {record['digit']} ({record['probability']:.1%})  top 3: {top}"
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to standard output, all of it, and flush it. A reader that went away
+    stays a ``BrokenPipeError`` (``main`` stops quietly); any other failure to write (a full
+    disk, a device error) is an ``OutputError`` that says so.
+
+    The bytes go out in a loop until every one is taken: with ``PYTHONUNBUFFERED`` set,
+    ``sys.stdout`` hands a long text to the raw file in one ``write(2)`` and silently drops
+    what that call did not take (a pipe takes 64 KiB when its reader is slow or leaves).
+    """
+    from mnistnet.pipeline.storage import unwritable
+
+    out = sys.stdout
+    try:
+        if not hasattr(out, "buffer"):  # a stand-in for stdout (a test's capture)
+            out.write(text)
+            return
+        out.flush()
+        data = memoryview(text.encode(out.encoding, out.errors))
+        while data:
+            data = data[out.buffer.write(data) :]
+        out.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise unwritable("standard output", e) from e
+
+
+def discard_stdout() -> None:
+    """Point standard output at /dev/null, so what is still buffered for it cannot fail
+    again when Python flushes it at exit (a second report, and exit status 120)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def check(params_path: str) -> int:
@@ -234,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except BrokenPipeError:
         # The reader went away (`mnistnet predict … | head -1`): stop quietly, as Unix tools
-        # do. Point stdout at /dev/null so Python's flush at exit does not complain again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # do.
+        discard_stdout()
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
 

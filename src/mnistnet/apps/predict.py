@@ -19,20 +19,22 @@ scan goes through the same steps here:
 
 Arrays (``.npy``/``.npz`` of 28×28 images) are taken as already MNIST-shaped: ``uint8``
 0–255 goes through ``normalize``; floats must already be in [0, 1]. Every file is read
-through checks first (its first bytes say what it is, its size is bounded, an array's header
-must match its size), and each image is classified on its own, so its probabilities are the
-same whatever else is in the command, and the same as ``mnistnet serve`` gives.
+through checks first (only a regular file is read; its first bytes say what it is; its size,
+and what an archive expands to, are bounded; an array's header must match its size), and
+each image is classified on its own, so its probabilities are the same whatever else is in
+the command, and the same as ``mnistnet serve`` gives.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
+import itertools
 import os
 import struct
 import warnings
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -44,15 +46,20 @@ from mnistnet.data.mnist import SHAPE, SIDE
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn.model import predict_proba
 from mnistnet.pipeline.errors import DataError
-from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names
+from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names, open_regular
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
+CHUNK_FILES = 32  # files per task for a worker, and per batch of answers written out…
+CHUNK_BYTES = 4 * 2**20  # …or fewer, once their sizes add up to this: a big file is much work
+AHEAD = 2  # chunks queued per worker: it never waits for work, and memory stays bounded
 MAX_PIXELS = 40_000_000  # larger declared images are refused before decoding (12 MP is fine)
-MAX_FILE_BYTES = 64 * 2**20  # a phone photo is a few MB; larger files are not read at all
+# A phone photo is a few MB; larger files are not read at all, nor is an array file whose
+# arrays would expand to more (a small deflated .npz can declare gigabytes)
+MAX_FILE_BYTES = 64 * 2**20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 MAGIC = {  # what a file's first bytes say it is
@@ -135,20 +142,24 @@ def centred(gray: np.ndarray) -> np.ndarray:
     return field
 
 
-def expand_folders(paths: list[str]) -> list[str]:
-    """Each folder in ``paths`` replaced by its image and array files, sorted by name."""
+def walk(paths: Iterable[str]) -> Iterator[str]:
+    """Each of ``paths`` in turn, a folder replaced by its image and array files, sorted by
+    name. A generator: only one folder's names are held at a time, never the files."""
     suffixes = IMAGE_SUFFIXES | ARRAY_SUFFIXES
-    expanded = []
     for path in paths:
-        if Path(path).is_dir():
-            try:
-                found = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in suffixes)
-            except OSError:  # an unreadable folder: load_inputs says why, in its line
-                found = []
-            expanded += [str(p) for p in found] or [path]  # an empty folder: say so below
-        else:
-            expanded.append(path)
-    return expanded
+        if not Path(path).is_dir():
+            yield path
+            continue
+        try:
+            names = sorted(
+                n for n in os.listdir(path) if os.path.splitext(n)[1].lower() in suffixes
+            )
+        except OSError:  # an unreadable folder: load_inputs says why, in its line
+            names = []
+        if not names:
+            yield path  # an empty folder: load_inputs says so
+        folder = str(Path(path))
+        yield from (os.path.join(folder, name) for name in names)
 
 
 def load_inputs(path: str | os.PathLike) -> np.ndarray:
@@ -156,11 +167,14 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
 
     What the file is comes from its first bytes, not its name: a PNG or JPEG gives one
     image, a ``.npy``/``.npz`` array a batch. Raises ``DataError`` naming the problem for a
-    missing, unreadable, oversized, blank, corrupt or wrongly shaped input.
+    missing, unreadable, oversized, blank, corrupt or wrongly shaped input, and for anything
+    but a regular file (a folder, a FIFO, a socket, a device), which is refused unread.
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        if path.is_dir():
+            raise DataError(_folder_problem(path))
+        with open_regular(path) as f:
             head = f.read(8)
             kind = file_kind(head)
             if kind is None:
@@ -168,16 +182,25 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise DataError(f"{size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
-            data = head + f.read() if kind == "image" else None
+            # never more than the cap, even from a file that grows while it is read
+            data = head + f.read(MAX_FILE_BYTES + 1 - len(head)) if kind == "image" else None
     except FileNotFoundError:
         raise DataError("no such file") from None
-    except IsADirectoryError:
-        raise DataError("a folder with no PNG, JPEG, .npy or .npz file in it") from None
     except OSError as e:
         raise DataError(f"cannot read it ({e.strerror or e})") from None
     if data is not None:
+        if len(data) > MAX_FILE_BYTES:
+            raise DataError(f"more than {MAX_FILE_BYTES:,} bytes; at most that many are read")
         return decode_image(data)
     return _load_array(path, kind)
+
+
+def _folder_problem(folder: Path) -> str:
+    """Why a folder given where a file is needed gives no images."""
+    suffixes = IMAGE_SUFFIXES | ARRAY_SUFFIXES
+    if any(Path(name).suffix.lower() in suffixes for name in os.listdir(folder)):
+        return "a folder, not a file; name the folder itself to classify the files in it"
+    return "a folder with no PNG, JPEG, .npy or .npz file in it"
 
 
 def file_kind(head: bytes) -> str | None:
@@ -234,14 +257,15 @@ def _short(error: BaseException) -> str:
 def _load_array(path: Path, kind: str) -> np.ndarray:
     """The 28×28 images in a ``.npy`` or ``.npz`` file, through the hardened loaders."""
     if kind == "npy":
-        loaded = load_npy(path, fix="")
+        loaded = load_npy(path, fix="", max_bytes=MAX_FILE_BYTES)
     else:
         names = npz_names(path, fix="")
         key = next((k for k in ("x", "images") if k in names), None)
         if key is None and len(names) != 1:
             raise DataError(f"holds arrays {names[:10]}; name the images 'x' or 'images'")
         key = key or names[0]
-        loaded = load_untrusted_npz(path, {key: (None, None)}, fix="")[key]
+        arrays = load_untrusted_npz(path, {key: (None, None)}, fix="", max_bytes=MAX_FILE_BYTES)
+        loaded = arrays[key]
     images = loaded[None] if loaded.ndim == 2 else loaded
     if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:
         raise DataError(f"array of shape {loaded.shape}; expected (28, 28) or (n, 28, 28)")
@@ -260,27 +284,135 @@ def _load_array(path: Path, kind: str) -> np.ndarray:
     return x
 
 
+# Characters with a short escape, as C and Python write them
+_SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(name: str) -> str:
+    """A file name as one line of printable text that tells it apart from every other name,
+    as ``ls -b`` shows names: a backslash, a newline, a tab or any other control or invisible
+    character is escaped (``\\\\``, ``\\n``, ``\\x1b``, ``\\u2028``), and a byte that is not
+    UTF-8 (Python holds it as a lone surrogate) shows as ``\\xff``. Most names are unchanged."""
+    if name.isprintable() and "\\" not in name:
+        return name
+    return "".join(_escape(c) for c in name)
+
+
+def one_line(message: str) -> str:
+    """An error message as one line of printable text: escaped like ``printable``, except that
+    a backslash stays as it is (messages quote bytes as Python writes them, ``b'\\x00'``)."""
+    if message.isprintable():
+        return message
+    return "".join(c if c == "\\" else _escape(c) for c in message)
+
+
+def _escape(c: str) -> str:
+    if c in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[c]
+    if c.isprintable():
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def load_or_error(path: str | os.PathLike) -> np.ndarray | str:
     """``load_inputs(path)``, or the problem as one line of text (without the path, which
     the caller prints in front of it; the array loaders name it themselves)."""
     try:
         return load_inputs(path)
-    except DataError as e:
-        return str(e).removeprefix(f"{path}: ")
+    except DataError as e:  # the loaders name the path as they got it, or as a Path
+        return str(e).removeprefix(f"{path}: ").removeprefix(f"{Path(path)}: ")
 
 
-def load_many(paths: list[str]) -> list[np.ndarray | str]:
-    """``load_or_error`` for each path, in order; in one process per core for long lists.
+# A file's answer: its images' best digits (n, top) and their probabilities (n, top), or
+# the line that says why it has none
+Answer = tuple[np.ndarray, np.ndarray] | str
 
-    Decoding and normalizing is per-image Python and NumPy work that threads cannot share
-    (the GIL), so a long list is split across processes.
+
+def answer_chunk(params: dict, paths: list[str]) -> list[Answer]:
+    """Each path's images classified (``top_classes``), or the problem as one line of text.
+
+    A file of many images is classified as soon as it is read, so one such file's images are
+    held at a time; the files of one image each (photos, scans) are classified together at
+    the end, in one call, which gives the same answers (``probabilities`` takes one image at
+    a time) for less overhead per file.
     """
+    out: list = []  # per path: an Answer, or for now its one image (1, 784)
+    singles = []  # where in ``out`` the one-image files are
+    for path in paths:
+        x = load_or_error(path)  # (n, 784), or the error
+        if not isinstance(x, str) and len(x) == 1:
+            singles.append(len(out))
+        elif not isinstance(x, str):
+            x = top_classes(params, x)
+        out.append(x)
+    if singles:
+        digits, probs = top_classes(params, np.concatenate([out[i] for i in singles]))
+        for row, i in enumerate(singles):
+            out[i] = (digits[row : row + 1], probs[row : row + 1])
+    return out
+
+
+def answers(params: dict, paths: Iterable[str]) -> Iterator[list[tuple[str, Answer]]]:
+    """``(path, answer)`` for every path, in order, in chunks (``_chunks``); each chunk
+    as soon as it and those before it are done, so the first answers come out while later
+    files are still being read, and memory does not grow with the number of files.
+
+    Reading, normalizing and classifying is per-image Python and NumPy work that threads
+    cannot share (the GIL), so from ``PARALLEL_FROM`` files on it runs in one process per
+    core, ``AHEAD`` chunks queued per process. A worker sends back only the answers (a few
+    numbers per image), never the images.
+    """
+    paths = iter(paths)
+    first = list(itertools.islice(paths, PARALLEL_FROM))
     workers = os.cpu_count() or 1
-    if len(paths) < PARALLEL_FROM or workers < 2:
-        return [load_or_error(p) for p in paths]
-    chunk = math.ceil(len(paths) / (4 * workers))
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(load_or_error, paths, chunksize=chunk))
+    chunks = _chunks(itertools.chain(first, paths))
+    if len(first) < PARALLEL_FROM or workers < 2:
+        for chunk in chunks:
+            yield list(zip(chunk, answer_chunk(params, chunk), strict=True))
+        return
+    with ProcessPoolExecutor(workers, initializer=_keep_params, initargs=(params,)) as pool:
+        queued = deque()
+        try:
+            for chunk in chunks:
+                queued.append((chunk, pool.submit(_answer_all, chunk)))
+                if len(queued) >= AHEAD * workers:
+                    chunk, done = queued.popleft()
+                    yield list(zip(chunk, done.result(), strict=True))
+            while queued:
+                chunk, done = queued.popleft()
+                yield list(zip(chunk, done.result(), strict=True))
+        finally:  # the reader stopped early (a closed pipe, a full disk): drop the queue
+            pool.shutdown(cancel_futures=True)
+
+
+def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
+    """``paths`` in lists of ``CHUNK_FILES``, or fewer whose sizes add up to ``CHUNK_BYTES``."""
+    chunk, size = [], 0
+    for path in paths:
+        chunk.append(path)
+        with contextlib.suppress(OSError):  # a missing file: its worker says so
+            size += os.stat(path).st_size
+        if len(chunk) == CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+_worker_params: dict = {}  # the model, in a worker process of ``answers``
+
+
+def _keep_params(params: dict) -> None:
+    _worker_params.update(params)
+
+
+def _answer_all(paths: list[str]) -> list[Answer]:
+    return answer_chunk(_worker_params, paths)
 
 
 def probabilities(params: dict, X: np.ndarray) -> np.ndarray:
@@ -291,15 +423,22 @@ def probabilities(params: dict, X: np.ndarray) -> np.ndarray:
     return np.concatenate([predict_proba(params, X[i : i + 1]) for i in range(len(X))])
 
 
+def top_classes(params: dict, X: np.ndarray, top: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` most likely digits of each row of X (n, 784), most likely first:
+    digits int64 (n, top) and their probabilities float64 (n, top)."""
+    probs = probabilities(params, X)  # (n, k)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]  # (n, top)
+    return order, np.take_along_axis(probs, order, axis=1).astype(np.float64)
+
+
+def record(digits: np.ndarray, probs: np.ndarray) -> dict:
+    """One image's answer from its row of ``top_classes``: the digit, its probability and
+    the best ``top``, probabilities rounded to 6 places."""
+    pairs = zip(digits, probs, strict=True)
+    top = [{"digit": int(d), "probability": round(float(p), 6)} for d, p in pairs]
+    return {"digit": top[0]["digit"], "probability": top[0]["probability"], "top": top}
+
+
 def classify(params: dict, X: np.ndarray, top: int = 3) -> list[dict]:
     """One record per row of X (n, 784): the digit, its probability and the ``top`` best."""
-    probs = probabilities(params, X)  # (n, k)
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    return [
-        {
-            "digit": int(best[0]),
-            "probability": round(float(p[best[0]]), 6),
-            "top": [{"digit": int(d), "probability": round(float(p[d]), 6)} for d in best],
-        }
-        for p, best in zip(probs, order, strict=True)
-    ]
+    return [record(d, p) for d, p in zip(*top_classes(params, X, top), strict=True)]

@@ -21,6 +21,7 @@ import io
 import math
 import os
 import signal
+import stat
 import struct
 import tempfile
 import threading
@@ -38,7 +39,47 @@ from mnistnet.pipeline.errors import DataError, OutputError
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Deflate cannot expand data more than about 1032-fold; a larger claim is a lie.
 _MAX_DEFLATE_RATIO = 1032
+# What an untrusted .npz or .npy may hold, by default: the arrays the reader allocates (and
+# the file itself). The Keras MNIST download expands to 55 MB, a model file to a few MB.
+MAX_UNTRUSTED_BYTES = 128 * 2**20
+# An .npz's zip directory: about 60 bytes per array. zipfile turns each entry into an object
+# of ~600 bytes, so a 60 MB archive of 700,000 empty members would cost 450 MB and seconds.
+_MAX_ZIP_DIRECTORY = 2**20
 _READ_SLICE = 16 * 2**20  # bytes read from a zip member at a time
+
+
+# What a path is, when it is not a regular file
+_NOT_REGULAR = {
+    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO or pipe", stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+}  # fmt: skip
+
+
+def open_regular(path: str | os.PathLike, fix: str = "") -> BinaryIO:
+    """``path`` opened for reading in binary, if it is a regular file.
+
+    Anything else (a folder, a FIFO or pipe, a socket, a device) is a ``DataError`` that
+    says what it is and ends with ``fix``, raised without reading a byte: a FIFO would block
+    until something writes to it, and a pipe or a device can stream without end. It is
+    checked twice: by name first, so a device is never opened (opening one can have effects),
+    then on the open descriptor, so what is read is what was checked; the open does not wait
+    (``O_NONBLOCK``), so a FIFO put in its place in between cannot block either. A missing or
+    unreadable file raises ``OSError``, for the caller to word.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            try:
+                return open(fd, "rb")
+            except BaseException:
+                os.close(fd)
+                raise
+        os.close(fd)
+    kind = _NOT_REGULAR.get(stat.S_IFMT(mode), "an unknown kind of file")
+    message = f"{path}: {kind}, not a regular file; only regular files are read. {fix}"
+    raise DataError(message.rstrip())
 
 
 def missing_file(path: str | os.PathLike, fix: str) -> DataError:
@@ -116,7 +157,7 @@ _ADVICE = {
 }
 
 
-def unwritable(path: Path, error: OSError) -> OutputError:
+def unwritable(path: Path | str, error: OSError) -> OutputError:
     """The error for an output that could not be written: the file, the reason, the fix."""
     reason = error.strerror or str(error)
     advice = _ADVICE.get(error.errno, "Nothing was replaced; fix the cause and rerun.")
@@ -247,30 +288,46 @@ def load_untrusted_npz(
     path: str | os.PathLike,
     schema: Mapping[str, tuple[np.dtype | type | None, int]],
     fix: str,
+    max_bytes: int = MAX_UNTRUSTED_BYTES,
 ) -> dict[str, np.ndarray]:
     """Load the arrays named in ``schema`` from an ``.npz`` file from outside the pipeline (a
     download, a user's file), without pickle, and without trusting what it says of itself.
 
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
-    non-object dtype, an ndim of None any rank. Any problem (missing file, not a zip, missing
-    member, wrong dtype or rank, a header that claims more data than the member holds)
-    raises ``DataError`` naming the file and ending with ``fix``, the sentence that tells the
-    user how to repair it.
-    Each member's zip sizes are checked against the file's own size, and its header against
-    those, before anything is allocated, so a hostile file cannot make the reader allocate
-    more than the file holds (or, for a deflated member, what deflate can expand it to).
+    non-object dtype, an ndim of None any rank. Any problem (missing file, not a regular file,
+    not a zip, missing member, wrong dtype or rank, a header that claims more data than the
+    member holds, a file or arrays larger than ``max_bytes``) raises ``DataError`` naming the
+    file and ending with ``fix``, the sentence that tells the user how to repair it.
+
+    Nothing is expanded before it is checked: the members' declared sizes together must fit
+    in ``max_bytes`` (a 2 MB deflated file can declare 2 GB of zeros), each against the
+    file's own size, and each array's header against its member's, so the reader allocates
+    at most ``max_bytes``. A member's stream is read up to its declared size and no further.
     """
     path = Path(path)
-    if not path.is_file():
-        raise missing_file(path, fix)
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
-            missing = sorted(set(schema) - set(names))
-            if missing:
-                raise DataError(f"{path}: missing arrays {missing}. {fix}")
-            size = path.stat().st_size
-            arrays = {name: _read_member(zf, names[name], size) for name in schema}
+        with open_regular(path, fix) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            _check_zip_directory(f, size, path, fix)
+            with zipfile.ZipFile(f) as zf:
+                names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
+                missing = sorted(set(schema) - set(names))
+                if missing:
+                    raise DataError(f"{path}: missing arrays {missing}. {fix}")
+                members = {name: zf.getinfo(names[name]) for name in schema}
+                for info in members.values():
+                    _check_member(info, size)
+                expanded = sum(info.file_size for info in members.values())
+                if expanded > max_bytes:
+                    raise DataError(
+                        f"{path}: its arrays {list(schema)} expand to {expanded:,} bytes; at "
+                        f"most {max_bytes:,} are read. {fix}"
+                    )
+                arrays = {name: _read_member(zf, info) for name, info in members.items()}
+    except FileNotFoundError:
+        raise missing_file(path, fix) from None
     except DataError:
         raise
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
@@ -300,10 +357,48 @@ def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
         return None
 
 
-def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndarray:
-    """One ``.npy`` member, its sizes checked against the archive and its header before
-    anything is allocated."""
-    info = zf.getinfo(member)
+def _check_zip_directory(f: BinaryIO, size: int, path: Path | str, fix: str) -> None:
+    """Raise ``DataError`` if the zip directory of the archive ``f`` (``size`` bytes) is over
+    ``_MAX_ZIP_DIRECTORY``, before zipfile reads it. Its size is read from the end record as
+    zipfile finds it (the last 22 bytes, else the last signature in the last 64 KiB, and the
+    zip64 record if a locator points there); an archive without one is left to zipfile to
+    refuse."""
+    tail = min(size, 2**16 + 22)
+    f.seek(size - tail)
+    data = f.read(tail)
+    end = len(data) - 22
+    if not (end >= 0 and data[end : end + 4] == b"PK\x05\x06" and data[-2:] == b"\0\0"):
+        end = data.rfind(b"PK\x05\x06")
+        if end < 0 or len(data) - end < 22:
+            return
+    directory = struct.unpack_from("<I", data, end + 12)[0]
+    locator = size - tail + end - 20  # where a zip64 archive keeps the pointer to its record
+    if locator >= 56:
+        f.seek(locator - 56)
+        zip64 = f.read(76)
+        if zip64[56:60] == b"PK\x06\x07" and zip64[:4] == b"PK\x06\x06":
+            directory = struct.unpack_from("<Q", zip64, 40)[0]
+    f.seek(0)
+    if directory > _MAX_ZIP_DIRECTORY:
+        raise DataError(
+            f"{path}: its zip directory is {directory:,} bytes, too many members for an .npz "
+            f"(one per array); at most {_MAX_ZIP_DIRECTORY:,} are read. {fix}"
+        )
+
+
+def _check_member(info: zipfile.ZipInfo, archive_size: int) -> None:
+    """Raise ``ValueError`` unless a member's zip sizes fit in the archive, and it is what
+    ``np.savez`` and ``np.savez_compressed`` write: stored or deflated, not encrypted
+    (zipfile would hand a bzip2 or LZMA stream's whole expansion over in one piece, and ask
+    for a password with a ``RuntimeError``)."""
+    member = info.filename
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(
+            f"{member}: compression method {info.compress_type}; only stored and deflated "
+            f"members are read (what np.savez and np.savez_compressed write)"
+        )
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{member} is encrypted")
     if info.compress_type == zipfile.ZIP_STORED:
         most = info.compress_size
     else:  # (+1 KiB: a tiny member's deflate overhead can exceed its data)
@@ -313,8 +408,13 @@ def _read_member(zf: zipfile.ZipFile, member: str, archive_size: int) -> np.ndar
             f"{member}: the zip directory claims {info.file_size} bytes, "
             f"more data than the {archive_size}-byte file holds"
         )
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One ``.npy`` member that ``_check_member`` passed; its header is checked against the
+    member's declared size before anything is allocated, and zipfile stops the stream there."""
     with zf.open(info) as f:
-        return _read_npy(f, info.file_size, member)
+        return _read_npy(f, info.file_size, info.filename)
 
 
 def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
@@ -345,14 +445,17 @@ def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
 
 
-def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
+def load_npy(path: str | os.PathLike, fix: str, max_bytes: int = MAX_UNTRUSTED_BYTES) -> np.ndarray:
     """The array in a ``.npy`` file, without pickle and checked as ``load_untrusted_npz`` checks a
-    member: a header claiming more than the file holds is a ``DataError``, never an
-    allocation."""
+    member: a header claiming more than the file holds, a file over ``max_bytes``, or a path
+    that is not a regular file, is a ``DataError``, never an allocation or a wait."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            return _read_npy(f, os.fstat(f.fileno()).st_size, path.name)
+        with open_regular(path, fix) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            return _read_npy(f, size, path.name)
     except FileNotFoundError:
         raise missing_file(path, fix) from None
     except (OSError, ValueError, EOFError) as e:
@@ -362,7 +465,9 @@ def load_npy(path: str | os.PathLike, fix: str) -> np.ndarray:
 def npz_names(path: str | os.PathLike, fix: str) -> list[str]:
     """The arrays an ``.npz`` file holds, by name (without ``.npy``)."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+        with open_regular(path, fix) as f:
+            _check_zip_directory(f, os.fstat(f.fileno()).st_size, path, fix)
+            with zipfile.ZipFile(f) as zf:
+                return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
