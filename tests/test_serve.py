@@ -316,6 +316,26 @@ def test_a_missing_or_corrupt_model_is_a_clear_error_at_start_up(tmp_path):
         )
 
 
+@pytest.mark.parametrize(
+    ("option", "says", "status"),
+    [
+        (["--port", "70000"], "argument --port: '70000' is not a port: give 0 to 65535", 2),
+        (["--port", "-5"], "argument --port: '-5' is not a port", 2),
+        (["--host="], "argument --host: empty: give an address", 2),
+        (["--host", "no-such-host.invalid"], "error: cannot listen on no-such-host.invalid", 1),
+    ],
+)
+def test_a_bad_port_or_host_is_one_line_and_no_traceback(model_files, option, says, status):
+    result = subprocess.run(
+        [sys.executable, "-m", "mnistnet.apps.cli", "serve", *option,
+         "--model", str(model_files / "model.npz")],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    assert result.returncode == status and result.stdout == ""
+    assert says in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
+
+
 def test_listening_beyond_loopback_warns(model_files):
     exposed = Server("--host", "0.0.0.0", "--quiet", "--model", str(model_files / "model.npz"))
     try:

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import resource
+import socket
 import sys
 import threading
 import time
@@ -341,9 +342,13 @@ def serve(model: str, metrics: str, host: str, port: int, quiet: bool) -> int:
     # them wait for the decode budget; expected, and a line per request would bury the rest
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)  # waitress: a ValueError
         server = make_server(App(classifier, quiet), host, port)
-    except OSError as e:
-        print(f"error: cannot listen on {host}:{port} ({e.strerror}); try --port", file=sys.stderr)
+    except OSError as e:  # a name that does not resolve, a port in use or not allowed
+        print(
+            f"error: cannot listen on {host}:{port} ({e.strerror}); check --host and --port",
+            file=sys.stderr,
+        )
         return 1
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
