@@ -206,6 +206,12 @@ GOOD = png_of(strokes(1, np.random.default_rng(1)))
     [
         (b"hello, not an image", "image/png", 400, "not a PNG or JPEG image (it starts"),
         (GOOD[: len(GOOD) // 2], "image/png", 400, "not a readable PNG or JPEG (OSError"),
+        (
+            b"\x89PNG\r\n\x1a\n<html>",
+            "image/png",
+            400,
+            "(UnidentifiedImageError: cannot identify image file)",
+        ),
         (b"", "image/png", 400, "the body is empty"),
         (png_declaring(60_000, 60_000), "image/png", 400, "declares"),
         (png_declaring(7_000, 7_000), "image/png", 400, "at most 40,000,000 are read"),
@@ -230,6 +236,7 @@ def test_bad_uploads_get_a_json_reason_and_the_server_keeps_serving(
 ):
     got, reply = server.predict(body, content_type)
     assert got == status and says in reply["error"] and "\n" not in reply["error"]
+    assert " at 0x" not in reply["error"]  # no object repr with its memory address
     assert server.predict(GOOD)[0] == 200
 
 

@@ -30,6 +30,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import struct
 import warnings
 from collections.abc import Callable
@@ -59,6 +60,7 @@ MAGIC = {  # what a file's first bytes say it is
     b"\x89PNG\r\n\x1a\n": "image", b"\xff\xd8\xff": "image",
     b"\x93NUMPY": "npy", b"PK\x03\x04": "npz", b"PK\x05\x06": "npz",
 }  # fmt: skip
+OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")  # in Pillow's "cannot identify"
 # What Pillow raises for bytes that are not a sound PNG or JPEG (caught around its calls only)
 PILLOW_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
@@ -227,7 +229,9 @@ def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] |
 
 
 def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or "no detail"
+    """One line of ``error``'s message, without object reprs (``<_io.BytesIO object at
+    0x7f…>``): an address tells a person nothing and differs every run."""
+    text = " ".join(OBJECT_REPR.sub("", str(error)).split()) or "no detail"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
