@@ -43,6 +43,11 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from mnistnet.apps.predict import decode_image, probabilities
 from mnistnet.nn.checkpoint import load_model
@@ -251,46 +256,44 @@ SERVER_ERRORS = {  # waitress's own refusals, in this API's words
 }
 
 
+class JSONErrorTask(ErrorTask):
+    """waitress's own error responses (a malformed request, 413, 431, …) as JSON, like the
+    app's."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = error_body(SERVER_ERRORS.get(error.code, f"{error.reason}: {error.body}"))
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class StrictParser(HTTPRequestParser):
+    """waitress's request parser, with a Content-Length too long for int() a 400."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        try:
+            super().parse_header(header_plus)
+        except ValueError as e:  # int() of a Content-Length over Python's 4,300 digits
+            raise ParsingError(f"Content-Length is invalid ({e})") from None
+
+
+class Channel(HTTPChannel):
+    error_task_class = JSONErrorTask
+    parser_class = StrictParser
+
+
+class Server(TcpWSGIServer):
+    channel_class = Channel
+
+
 def make_server(
     app: App, host: str = "127.0.0.1", port: int = 8000, idle_timeout: int = IDLE_TIMEOUT
-):
+) -> Server:
     """A waitress server bound to (host, port); port 0 picks a free one (``.effective_port``).
-    A connection silent for ``idle_timeout`` seconds is closed (checked every second).
-
-    Two changes to waitress itself: its own error responses (a malformed request, 413, 431,
-    …) are JSON, like the app's, through a subclass of its error task; and a Content-Length
-    too long for int() is a 400, through a subclass of its parser.
-    """
-    from waitress.adjustments import Adjustments
-    from waitress.channel import HTTPChannel
-    from waitress.parser import HTTPRequestParser, ParsingError
-    from waitress.server import TcpWSGIServer
-    from waitress.task import ErrorTask, ThreadedTaskDispatcher
-
-    class JSONErrorTask(ErrorTask):
-        def execute(self) -> None:
-            error = self.request.error
-            body = error_body(SERVER_ERRORS.get(error.code, f"{error.reason}: {error.body}"))
-            self.status = f"{error.code} {error.reason}"
-            self.response_headers.append(("Content-Type", "application/json"))
-            self.set_close_on_finish()
-            self.content_length = len(body)
-            self.write(body)
-
-    class StrictParser(HTTPRequestParser):
-        def parse_header(self, header_plus: bytes) -> None:
-            try:
-                super().parse_header(header_plus)
-            except ValueError as e:  # int() of a Content-Length over Python's 4,300 digits
-                raise ParsingError(f"Content-Length is invalid ({e})") from None
-
-    class Channel(HTTPChannel):
-        error_task_class = JSONErrorTask
-        parser_class = StrictParser
-
-    class Server(TcpWSGIServer):
-        channel_class = Channel
-
+    A connection silent for ``idle_timeout`` seconds is closed (checked every second)."""
     adj = Adjustments(
         host=host, port=port, threads=THREADS, backlog=2048,
         connection_limit=connection_limit(), channel_timeout=idle_timeout, cleanup_interval=1,
