@@ -257,6 +257,15 @@ def test_an_oversized_body_is_refused_before_it_is_read(server):
     assert server.request("GET", "/healthz")[0] == 200
 
 
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(server):
+    limit = 2 * 1024 * 1024
+    status, reply = server.predict(b"\0" * limit)  # read, and found not to be an image
+    assert status == 400 and reply["error"].startswith("not a PNG or JPEG image")
+    status, reply = server.predict(b"\0" * (limit + 1))
+    assert status == 413
+    assert reply["error"] == "the body is 2,097,153 bytes; at most 2,097,152 are accepted"
+
+
 def test_a_body_is_never_parsed_as_a_request_even_when_the_app_ignores_it(server):
     with socket.create_connection((server.host, server.port), timeout=10) as s:
         body = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # would be a request if parsed
@@ -471,6 +480,9 @@ HOSTILE = {  # name: (raw request, the status of its one JSON answer)
         b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
         + f"boundary=b0\r\nContent-Length: {len(NESTED_FORM)}\r\n\r\n".encode() + NESTED_FORM,
         400),
+    "a chunked body": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                       b"\r\n\r\n" + f"{len(SMUGGLED):x}\r\n".encode() + SMUGGLED
+                       + b"\r\n0\r\n\r\n" + SMUGGLED, 411),
     "a garbage request line": (b"GARBAGE\r\n\r\n", 400),
     "OPTIONS": (b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
     "PATCH": (b"PATCH /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405),

@@ -48,6 +48,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.utilities import Error
 
 from mnistnet.apps.predict import decode_image, probabilities
 from mnistnet.nn.checkpoint import load_model
@@ -250,10 +251,18 @@ def connection_limit() -> int:
     return max(16, min(1000, soft - 64))
 
 
-SERVER_ERRORS = {  # waitress's own refusals, in this API's words
-    413: f"the body is over {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted",
-    431: f"the request line and headers are over {MAX_HEADERS:,} bytes",
-}
+def server_error(request: HTTPRequestParser) -> str:
+    """The message of waitress's own refusal of ``request``, in this API's words."""
+    error = request.error
+    if error.code == 413:
+        return f"the body is {request.content_length:,} bytes; at most {MAX_BODY:,} are accepted"
+    if error.code == 431:
+        return f"the request line and headers are over {MAX_HEADERS:,} bytes"
+    return f"{error.reason}: {error.body}"
+
+
+class LengthRequired(Error):
+    code, reason = 411, "Length Required"
 
 
 class JSONErrorTask(ErrorTask):
@@ -262,7 +271,7 @@ class JSONErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = error_body(SERVER_ERRORS.get(error.code, f"{error.reason}: {error.body}"))
+        body = error_body(server_error(self.request))
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
@@ -271,13 +280,17 @@ class JSONErrorTask(ErrorTask):
 
 
 class StrictParser(HTTPRequestParser):
-    """waitress's request parser, with a Content-Length too long for int() a 400."""
+    """waitress's request parser, with a Content-Length too long for int() a 400, and a
+    chunked body a 411: a body has one length, known before it is read, as the page sends."""
 
     def parse_header(self, header_plus: bytes) -> None:
         try:
             super().parse_header(header_plus)
         except ValueError as e:  # int() of a Content-Length over Python's 4,300 digits
             raise ParsingError(f"Content-Length is invalid ({e})") from None
+        if self.chunked:  # answered at once; what follows the headers is never run
+            self.chunked, self.body_rcv = False, None
+            self.error = LengthRequired("send the image with Content-Length, not chunked")
 
 
 class Channel(HTTPChannel):
@@ -293,11 +306,12 @@ def make_server(
     app: App, host: str = "127.0.0.1", port: int = 8000, idle_timeout: int = IDLE_TIMEOUT
 ) -> Server:
     """A waitress server bound to (host, port); port 0 picks a free one (``.effective_port``).
-    A connection silent for ``idle_timeout`` seconds is closed (checked every second)."""
+    A connection silent for ``idle_timeout`` seconds is closed (checked every second). A body
+    of ``MAX_BODY`` bytes is accepted (waitress refuses a length *at* its limit: hence + 1)."""
     adj = Adjustments(
         host=host, port=port, threads=THREADS, backlog=2048,
         connection_limit=connection_limit(), channel_timeout=idle_timeout, cleanup_interval=1,
-        max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY,
+        max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY + 1,
         ident="mnistnet", expose_tracebacks=False,
     )  # fmt: skip
     dispatcher = ThreadedTaskDispatcher()
