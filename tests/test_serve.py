@@ -144,6 +144,37 @@ def test_the_page_and_its_assets_are_served_from_the_package(server):
     assert b"http" not in page.replace(b"http-equiv", b"")  # nothing fetched from elsewhere
 
 
+SECURITY = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/1.1\r\nHost: HOST\r\n\r\n",
+        b"GET /app.js HTTP/1.1\r\nHost: HOST\r\n\r\n",
+        b"GET /api/model HTTP/1.1\r\nHost: HOST\r\n\r\n",
+        b"GET /nothing-here HTTP/1.1\r\nHost: HOST\r\n\r\n",
+        b"GARBAGE\r\n\r\n",  # waitress's own 400
+        b"GET / HTTP/1.1\r\nHost: HOST\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",  # its 431
+    ],
+    ids=["page", "script", "api", "404", "waitress-400", "waitress-431"],
+)
+def test_every_response_carries_the_security_headers(server, raw):
+    host = f"{server.host}:{server.port}".encode()
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(raw.replace(b"HOST", host))
+        head = s.recv(65536).split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    assert {k: headers.get(k) for k in SECURITY} == SECURITY, head[0]
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+
+
 def test_predict_matches_mnistnet_predict_on_the_same_file(server, model_files, tmp_path):
     image = png_of(strokes(1, np.random.default_rng(9)))
     status, reply = server.predict(image)
@@ -407,9 +438,17 @@ ANSWERED = (
 )
 
 
+# every Content-Security-Policy violation on the page, collected from its first script on
+CSP_VIOLATIONS = """window.violations = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => violations.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
 def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
     with Browser(CHROMIUM) as browser:
+        browser.send("Page.enable")
+        browser.send("Page.addScriptToEvaluateOnNewDocument", source=CSP_VIOLATIONS)
         browser.open(server.url, "document.querySelector('#facts dd') !== null")
         assert "784 → 32 (ReLU) → 10" in browser.evaluate("document.body.innerText")
         box = browser.evaluate(
@@ -442,14 +481,18 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
         assert draw([[(70, 60), (210, 60)], [(210, 60), (125, 235)]]) == "7"
         assert "%" in browser.evaluate("message.textContent")
 
+        browser.evaluate("document.getElementById('clear').click(); window.blank = pad.toDataURL()")
         picked = tmp_path / "one.png"  # the file picker: a PNG of a drawn 1
         picked.write_bytes(png_of(strokes(1, np.random.default_rng(4))))
         document = browser.send("DOM.getDocument")["root"]["nodeId"]
         node = browser.send("DOM.querySelector", nodeId=document, selector="#file")["nodeId"]
         browser.send("DOM.setFileInputFiles", files=[str(picked)], nodeId=node)
         assert browser.wait_for(ANSWERED) == "1"
+        # the picked image is drawn on the pad (an img from a blob: URL, which the CSP allows)
+        assert browser.wait_for("pad.toDataURL() !== blank")
         browser.screenshot(tmp_path / "serve.png")
         assert (tmp_path / "serve.png").stat().st_size > 10_000
+        assert browser.evaluate("violations") == []  # the page keeps its own CSP
 
 
 # --- what an attacker sends ----------------------------------------------------------------

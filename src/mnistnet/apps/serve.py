@@ -66,6 +66,17 @@ PAGES = {  # path → (file in mnistnet/apps/web, content type)
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 API = {"/api/predict": "POST", "/api/model": "GET", "/healthz": "GET"}
+# The page loads only its own files; blob: is the image a person opens, shown on the pad
+CSP = (
+    "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (  # on every response, waitress's own errors included
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),  # JSON is never run as a script or shown as HTML
+    ("X-Frame-Options", "DENY"),  # with frame-ancestors: no other page frames this one
+    ("Content-Security-Policy", CSP),
+)
 
 
 class RequestError(Exception):
@@ -194,8 +205,7 @@ class App:
             traceback.print_exc()
             status, body = HTTPStatus.INTERNAL_SERVER_ERROR, error_body("internal error")
             headers = [("Content-Type", "application/json")]
-        headers += [("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
-                    ("X-Content-Type-Options", "nosniff")]  # fmt: skip
+        headers += [("Content-Length", str(len(body))), *SECURITY_HEADERS]
         start_response(f"{status.value} {status.phrase}", headers)
         if not self.quiet:
             stamp = time.strftime("%H:%M:%S")
@@ -273,7 +283,7 @@ class JSONErrorTask(ErrorTask):
         error = self.request.error
         body = error_body(server_error(self.request))
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers += [("Content-Type", "application/json"), *SECURITY_HEADERS]
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
