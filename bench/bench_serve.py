@@ -136,7 +136,8 @@ def silent_connections() -> None:
     silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1100)]
     opened = time.monotonic()
     healthz = socket.create_connection(("127.0.0.1", server.port), timeout=120)
-    healthz.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    host = f"127.0.0.1:{server.port}"
+    healthz.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     answered = healthz.recv(4096).startswith(b"HTTP/1.1 200") and time.monotonic() - opened
     healthz.close()
     closed_at = []

@@ -116,6 +116,12 @@ class Server:
         return stderr
 
 
+def aimed(raw: bytes, port: int) -> bytes:
+    """A raw request whose ``Host: HOST`` line names the server on ``port``, as a browser's
+    would (the server answers any other Host with 421)."""
+    return raw.replace(b"Host: HOST", f"Host: 127.0.0.1:{port}".encode())
+
+
 @pytest.fixture(scope="module")
 def server(model_files):
     running = Server(
@@ -164,9 +170,8 @@ SECURITY = {
     ids=["page", "script", "api", "404", "waitress-400", "waitress-431"],
 )
 def test_every_response_carries_the_security_headers(server, raw):
-    host = f"{server.host}:{server.port}".encode()
     with socket.create_connection((server.host, server.port), timeout=10) as s:
-        s.sendall(raw.replace(b"HOST", host))
+        s.sendall(aimed(raw, server.port))
         head = s.recv(65536).split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in head[1:])
     assert {k: headers.get(k) for k in SECURITY} == SECURITY, head[0]
@@ -274,8 +279,12 @@ def test_bad_uploads_get_a_json_reason_and_the_server_keeps_serving(
 def test_an_oversized_body_is_refused_before_it_is_read(server):
     with socket.create_connection((server.host, server.port), timeout=10) as s:
         s.sendall(
-            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 50000000\r\n\r\n" + b"\0" * 1000  # 50 MB announced, 1 KB sent
+            aimed(
+                b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Type: image/png\r\n",
+                server.port,
+            )
+            + b"Content-Length: 50000000\r\n\r\n"
+            + b"\0" * 1000  # 50 MB announced, 1 KB sent
         )
         started = time.monotonic()
         reply = b""
@@ -299,11 +308,12 @@ def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(server
 
 def test_a_body_is_never_parsed_as_a_request_even_when_the_app_ignores_it(server):
     with socket.create_connection((server.host, server.port), timeout=10) as s:
-        body = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"  # would be a request if parsed
+        body = aimed(
+            b"GET /healthz HTTP/1.1\r\nHost: HOST\r\n\r\n", server.port
+        )  # a request if parsed
+        request = b"POST /nothing-here HTTP/1.1\r\nHost: HOST\r\nContent-Type: image/png\r\n"
         s.sendall(
-            b"POST /nothing-here HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
+            aimed(request, server.port) + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )
         assert responses_within(s, seconds=1.5) == [404]  # the 404, and no 200 after it
 
@@ -325,7 +335,8 @@ def responses_within(s: socket.socket, seconds: float) -> list[int]:
 
 def test_a_body_without_length_is_refused(server):
     with socket.create_connection((server.host, server.port), timeout=10) as s:
-        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n")
+        request = b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Type: image/png\r\n\r\n"
+        s.sendall(aimed(request, server.port))
         assert s.recv(4096).startswith(b"HTTP/1.1 411")
 
 
@@ -364,6 +375,32 @@ def test_a_missing_or_corrupt_model_is_a_clear_error_at_start_up(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("rebound.example:{port}", 421),  # DNS rebinding: another site's name for 127.0.0.1
+        ("127.0.0.1:1", 421),  # another port
+        ("127.0.0.1", 421),  # no port: port 80
+        (None, 400),  # HTTP/1.1 requires a Host
+    ],
+)
+def test_only_a_host_header_that_names_the_server_is_answered(server, host, status):
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        line = f"Host: {host.format(port=server.port)}\r\n" if host else ""
+        s.sendall(f"GET /api/model HTTP/1.1\r\n{line}Connection: close\r\n\r\n".encode())
+        reply = b"".join(iter(lambda: s.recv(65536), b""))
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode())
+    if status == 421:
+        assert b"does not name this server" in reply
+        assert f"open http://127.0.0.1:{server.port}/".encode() in reply
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")  # HTTP/1.0 without Host: a script
+        assert s.recv(4096).startswith(b"HTTP/1.0 200")
+
+
+@pytest.mark.parametrize(
     ("option", "says", "status"),
     [
         (["--port", "70000"], "argument --port: '70000' is not a port: give 0 to 65535", 2),
@@ -387,6 +424,12 @@ def test_listening_beyond_loopback_warns(model_files):
     exposed = Server("--host", "0.0.0.0", "--quiet", "--model", str(model_files / "model.npz"))
     try:
         assert exposed.request("GET", "/healthz")[0] == 200
+        # on every interface: any IP address names it (a rebinding page can only send a name)
+        for host, status in [("192.0.2.7", 200), ("[2001:db8::7]", 200), ("rebound.example", 421)]:
+            got, _, body = exposed.request(
+                "GET", "/healthz", headers={"Host": f"{host}:{exposed.port}"}
+            )
+            assert got == status, body
     finally:
         stderr = exposed.stop()
     assert "warning: listening on 0.0.0.0: the page is reachable from the network" in stderr
@@ -497,7 +540,7 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
 
 # --- what an attacker sends ----------------------------------------------------------------
 
-SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: HOST\r\n\r\n"
 NESTED_FORM = (
     b'--b0\r\nContent-Disposition: form-data; name="x"\r\n'
     b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
@@ -509,26 +552,26 @@ NESTED_FORM = (
 )
 HOSTILE = {  # name: (raw request, the status of its one JSON answer)
     "two Content-Lengths": (
-        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1"
+        b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Type: image/png\r\nContent-Length: 1"
         + f"\r\nContent-Length: {1 + len(SMUGGLED)}\r\n\r\nx".encode() + SMUGGLED, 400),
-    "a Unicode digit": ("POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: ²\r\n\r\nab"
+    "a Unicode digit": ("POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Length: ²\r\n\r\nab"
                         .encode(), 400),  # fmt: skip
-    "5,000 digits": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000
+    "5,000 digits": (b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Length: " + b"9" * 5000
                      + b"\r\n\r\n", 400),  # fmt: skip
-    "100 KB of headers": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000
+    "100 KB of headers": (b"GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Big: " + b"a" * 100_000
                           + b"\r\n\r\n", 431),  # fmt: skip
-    "a body over 2 MB": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    "a body over 2 MB": (b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Type: image/png\r\n"
                          b"Content-Length: 3000000\r\n\r\n" + b"\0" * 1000, 413),  # fmt: skip
     "a form nested 1,200 deep": (
-        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+        b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Type: multipart/form-data; "
         + f"boundary=b0\r\nContent-Length: {len(NESTED_FORM)}\r\n\r\n".encode() + NESTED_FORM,
         400),
-    "a chunked body": (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+    "a chunked body": (b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nTransfer-Encoding: chunked"
                        b"\r\n\r\n" + f"{len(SMUGGLED):x}\r\n".encode() + SMUGGLED
                        + b"\r\n0\r\n\r\n" + SMUGGLED, 411),
     "a garbage request line": (b"GARBAGE\r\n\r\n", 400),
-    "OPTIONS": (b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
-    "PATCH": (b"PATCH /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405),
+    "OPTIONS": (b"OPTIONS / HTTP/1.1\r\nHost: HOST\r\n\r\n", 405),
+    "PATCH": (b"PATCH /healthz HTTP/1.1\r\nHost: HOST\r\nContent-Length: 0\r\n\r\n", 405),
 }  # fmt: skip
 
 
@@ -536,7 +579,7 @@ def one_exchange(server: Server, raw: bytes) -> tuple[list[int], list[dict]]:
     """Send ``raw`` on a fresh connection; every response's status and JSON body."""
     with socket.create_connection((server.host, server.port), timeout=10) as s:
         try:
-            s.sendall(raw)
+            s.sendall(aimed(raw, server.port))
         except OSError:  # the server may answer and close before all of a huge body is sent
             pass
         s.settimeout(0.2)
@@ -601,7 +644,9 @@ def test_the_server_closes_idle_connections_itself_and_serves_again(model_files,
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.sendall(
+                aimed(b"GET /healthz HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n", port)
+            )
             assert s.recv(4096).startswith(b"HTTP/1.1 200")
         waited = time.monotonic() - started
         closed = 0

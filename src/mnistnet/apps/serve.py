@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -186,11 +187,61 @@ def first_file(content_type: str, body: bytes) -> bytes:
     return files[0].file_object.read()
 
 
+class HostCheck:
+    """Which ``Host`` headers name this server.
+
+    A page on any site can point a DNS name of its own at 127.0.0.1 and then read this
+    server's answers as its own origin (DNS rebinding); the browser sends that name as
+    ``Host``. Accepted: ``localhost``, ``127.0.0.1``, ``[::1]`` and the address bound, with
+    the port served (none: port 80). Bound to every interface (0.0.0.0, ::), the server's
+    addresses are not known in advance, so any IP address is accepted too, and the
+    computer's own name: a rebinding page cannot send an address as its name, only a name.
+    """
+
+    def __init__(self, bind_host: str) -> None:
+        names = {"localhost", "127.0.0.1", "[::1]", bracketed(bind_host.lower())}
+        self.everywhere = bind_host in WILDCARDS
+        if self.everywhere:
+            names.add(socket.gethostname().lower())
+        self.names = names
+
+    def allows(self, host: str, port: int) -> bool:
+        """Whether a ``Host`` header value (``name[:port]``) names this server at ``port``."""
+        host = host.lower()
+        name, sep, given = host.rpartition(":") if host.rfind(":") > host.rfind("]") else (
+            host, "", "")  # fmt: skip
+        if (sep and not (given.isascii() and given.isdigit())) or (int(given or 80) != port):
+            return False
+        name = name.removesuffix(".")  # "localhost." is the same name, fully qualified
+        return name in self.names or (self.everywhere and is_ip_address(name))
+
+    def advice(self, port: int) -> str:
+        if self.everywhere:
+            return f"use this computer's IP address or name, or localhost, with :{port}"
+        return f"open http://127.0.0.1:{port}/"
+
+
+WILDCARDS = ("0.0.0.0", "::")  # bind addresses that mean every interface
+
+
+def bracketed(host: str) -> str:
+    """An IPv6 address as it appears in a URL or Host header: ``[::1]``."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return name.startswith("[") == (":" in name)  # IPv6 in brackets, IPv4 without
+
+
 class App:
     """The WSGI application: routing, the predict API, and JSON for every error."""
 
-    def __init__(self, classifier: Classifier, quiet: bool = False) -> None:
-        self.classifier, self.quiet = classifier, quiet
+    def __init__(self, classifier: Classifier, quiet: bool = False, host: str = "127.0.0.1"):
+        self.classifier, self.quiet, self.hosts = classifier, quiet, HostCheck(host)
 
     def __call__(self, environ: dict, start_response) -> list[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
@@ -214,6 +265,7 @@ class App:
         return [] if method == "HEAD" else [body]
 
     def respond(self, environ: dict, method: str, path: str):
+        self.check_host(environ)
         allowed = "GET" if path in PAGES else API.get(path)
         if allowed is None:
             raise RequestError(HTTPStatus.NOT_FOUND, f"no such page: {path[:200]}")
@@ -232,6 +284,21 @@ class App:
         image = image_from_request(environ.get("CONTENT_TYPE", ""), read_body(environ))
         reply = self.classifier.predict(image)
         return HTTPStatus.OK, json_type(), json.dumps(reply).encode()
+
+    def check_host(self, environ: dict) -> None:
+        """421 unless the Host header names this server (``HostCheck``); an HTTP/1.1
+        request without one is a 400, as the standard says."""
+        host, port = environ.get("HTTP_HOST"), int(environ["SERVER_PORT"])
+        if host is None:
+            if environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+                return  # no Host at all: a script, never a browser
+            raise RequestError(HTTPStatus.BAD_REQUEST, "send a Host header (HTTP/1.1 needs one)")
+        if not self.hosts.allows(host, port):
+            raise RequestError(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                f"the Host header {host[:100]!r} does not name this server, so a page elsewhere "
+                f"cannot read it through DNS rebinding: {self.hosts.advice(port)}",
+            )
 
 
 def read_body(environ: dict) -> bytes:
@@ -370,7 +437,7 @@ def serve(model: str, metrics: str, host: str, port: int, quiet: bool) -> int:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)  # waitress: a ValueError
-        server = make_server(App(classifier, quiet), host, port)
+        server = make_server(App(classifier, quiet, host), host, port)
     except OSError as e:  # a name that does not resolve, a port in use or not allowed
         print(
             f"error: cannot listen on {host}:{port} ({e.strerror}); check --host and --port",
@@ -383,7 +450,7 @@ def serve(model: str, metrics: str, host: str, port: int, quiet: bool) -> int:
             f"not only from this computer",
             file=sys.stderr,
         )
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = "127.0.0.1" if host in WILDCARDS else bracketed(host)  # a URL that passes HostCheck
     print(f"serving {model} at http://{shown}:{server.effective_port}/  (Ctrl-C stops)", flush=True)
     try:
         server.run()
