@@ -219,6 +219,18 @@ def test_jpeg_and_multipart_uploads(server):
     assert status == 200 and reply["digit"] == 7
 
 
+def test_a_form_of_thousands_of_parts_is_refused_after_a_few(server):
+    """~41,000 empty parts before the file fill the 2 MB limit; parsing stops at the 8th."""
+    part = b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n\r\n'
+    form = part * (2_000_000 // len(part)) + b"--b--\r\n"
+    process = psutil.Process(server.process.pid)
+    before = sum(process.cpu_times()[:2])
+    status, reply = server.predict(form, "multipart/form-data; boundary=b")
+    used = sum(process.cpu_times()[:2]) - before
+    assert status == 400 and reply["error"].startswith("the form has 8 parts and no file yet")
+    assert used < 0.2, f"{used:.2f} s of server CPU"  # parsing it all took 0.5 s
+
+
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny, valid-looking PNG whose header claims ``width`` × ``height`` pixels."""
 

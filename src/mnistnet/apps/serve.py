@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import io
 import ipaddress
 import json
 import logging
@@ -60,6 +59,7 @@ MAX_HEADERS = 16 * 1024  # bytes of request line and headers; browsers send unde
 IDLE_TIMEOUT = 30  # seconds a connection may stay silent (before or between requests)
 THREADS = 8  # requests in progress at once; decodes are capped by DecodeBudget
 DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may take; one needs 2·w·h·bands
+MAX_FORM_PARTS = 8  # parts of a form read up to its first file; the page sends one
 IMAGE_TYPES = ("image/png", "image/jpeg")
 PAGES = {  # path → (file in mnistnet/apps/web, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -168,23 +168,45 @@ def image_from_request(content_type: str, body: bytes) -> bytes:
     )
 
 
+class FirstFileFound(Exception):
+    """Raised from the form parser's callback to stop at the first file."""
+
+
 def first_file(content_type: str, body: bytes) -> bytes:
     """The first file in a ``multipart/form-data`` body, parsed by python-multipart (a
-    streaming parser: parts are flat, so no nesting can recurse)."""
-    from python_multipart import parse_form
+    streaming parser: parts are flat, so no nesting can recurse). Parsing stops at the first
+    file; more than ``MAX_FORM_PARTS`` parts before it are refused (thousands of tiny parts
+    would cost CPU and nothing else), and the file is kept in memory, never spooled to disk."""
+    from python_multipart import create_form_parser
     from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import File
 
-    files = []
-    headers = {"Content-Type": content_type.encode("latin-1"),
-               "Content-Length": str(len(body)).encode()}  # fmt: skip
+    files, parts = [], 0
+
+    def on_part(part) -> None:  # called as each part ends
+        nonlocal parts
+        parts += 1
+        if isinstance(part, File):
+            files.append(part)
+            raise FirstFileFound
+        if parts >= MAX_FORM_PARTS:
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST,
+                f"the form has {MAX_FORM_PARTS} parts and no file yet; send the image as "
+                f"one of its first {MAX_FORM_PARTS} parts",
+            )
+
+    headers = {"Content-Type": content_type.encode("latin-1")}
     try:
-        parse_form(headers, io.BytesIO(body), on_field=None, on_file=files.append)
+        form = create_form_parser(headers, on_part, on_part, {"MAX_MEMORY_FILE_SIZE": MAX_BODY})
+        form.write(body)
+        form.finalize()
+    except FirstFileFound:
+        files[0].file_object.seek(0)
+        return files[0].file_object.read()
     except (FormParserError, ValueError) as e:  # ValueError: a form with no boundary
         raise RequestError(HTTPStatus.BAD_REQUEST, f"not a readable form ({e})") from e
-    if not files:
-        raise RequestError(HTTPStatus.BAD_REQUEST, "the form holds no image file")
-    files[0].file_object.seek(0)
-    return files[0].file_object.read()
+    raise RequestError(HTTPStatus.BAD_REQUEST, "the form holds no image file")
 
 
 class HostCheck:
