@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -625,6 +626,32 @@ def test_hostile_requests_get_one_json_error_each_and_leave_no_traceback(model_f
     finally:
         log = hostile.stop()
     assert "Traceback" not in log and "Error" not in log, log
+
+
+def test_the_log_has_one_escaped_line_per_request(model_files):
+    """Percent-encoded or raw, an ESC, CR or LF in a request reaches the log only escaped."""
+    logged = Server("--model", str(model_files / "model.npz"))  # not --quiet
+    asked = [
+        b"GET /%1b[2J HTTP/1.1",  # decoded, ESC [2J would clear the operator's terminal
+        b"GET /%0d%0aforged HTTP/1.1",  # decoded, a line of the client's own in the log
+        b"GET /\x1b[31mred HTTP/1.1",  # a raw ESC in the request line
+        b"GARBAGE\x1b[2J",  # waitress's own 400
+    ]
+    try:
+        for line in asked:
+            statuses, _ = one_exchange(
+                logged, line + b"\r\nHost: HOST\r\nConnection: close\r\n\r\n"
+            )
+            assert statuses in ([404], [400])
+    finally:
+        log = logged.stop()
+    lines = log.splitlines()
+    assert "\x1b" not in log and "\r" not in log and len(lines) == len(asked), log
+    for line in lines:
+        assert re.fullmatch(r"\d\d:\d\d:\d\d 127\.0\.0\.1 [A-Z-]+ [\x21-\x7e]+ \d{3}", line), line
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "GET /%1b[2J 404", "GET /%0d%0aforged 404", "GET /%1B[31mred 404", "- - 400"
+    ]  # fmt: skip
 
 
 SERVE_WITH = """

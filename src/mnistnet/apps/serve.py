@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import resource
 import socket
 import sys
@@ -281,9 +282,8 @@ class App:
         headers += [("Content-Length", str(len(body))), *SECURITY_HEADERS]
         start_response(f"{status.value} {status.phrase}", headers)
         if not self.quiet:
-            stamp = time.strftime("%H:%M:%S")
-            client = environ.get("REMOTE_ADDR", "-")
-            print(f"{stamp} {client} {method} {path[:200]} {status.value}", file=sys.stderr)
+            target = environ.get("REQUEST_URI", path)  # as sent, before percent-decoding
+            log_request(environ.get("REMOTE_ADDR", "-"), method, target, status.value)
         return [] if method == "HEAD" else [body]
 
     def respond(self, environ: dict, method: str, path: str):
@@ -335,6 +335,21 @@ def read_body(environ: dict) -> bytes:
     return body
 
 
+def log_request(client: str, method: str, target: str, status: int) -> None:
+    """One line on stderr per request: time, client, method, target, status."""
+    stamp = time.strftime("%H:%M:%S")
+    print(f"{stamp} {client} {method} {loggable(target)} {status}", file=sys.stderr)
+
+
+def loggable(target: str, limit: int = 200) -> str:
+    """A request target as the log shows it: every byte outside printable ASCII
+    percent-encoded (ESC → %1B, CR LF → %0D%0A), so a client can write no control
+    sequence or line of its own into the operator's terminal; cut to ``limit`` characters."""
+    raw = target.encode("latin-1", "backslashreplace")  # WSGI strings hold bytes as latin-1
+    escaped = re.sub(rb"[^\x21-\x7e]", lambda m: b"%%%02X" % m[0][0], raw).decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
 def json_type() -> list[tuple[str, str]]:
     return [("Content-Type", "application/json")]
 
@@ -376,6 +391,11 @@ class JSONErrorTask(ErrorTask):
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
+        if not self.channel.server.quiet:
+            parsed = error.code != 431  # 431: waitress stands in "GET /" for what it read
+            method = getattr(self.request, "command", None) if parsed else None
+            target = getattr(self.request, "request_uri", None) if parsed else None
+            log_request(self.channel.addr[0], method or "-", target or "-", error.code)
 
 
 class StrictParser(HTTPRequestParser):
@@ -399,6 +419,7 @@ class Channel(HTTPChannel):
 
 class Server(TcpWSGIServer):
     channel_class = Channel
+    quiet = True  # no line per request (make_server follows the app)
 
 
 def make_server(
@@ -415,7 +436,9 @@ def make_server(
     )  # fmt: skip
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
-    return Server(app, map={}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+    server = Server(app, map={}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+    server.quiet = app.quiet
+    return server
 
 
 def return_freed_memory() -> None:
@@ -457,6 +480,8 @@ def serve(model: str, metrics: str, host: str, port: int, quiet: bool) -> int:
     # "Task queue depth is N": requests waiting for a thread, as a burst of uploads makes
     # them wait for the decode budget; expected, and a line per request would bury the rest
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # python-multipart logs each malformed form before raising; the 400 says it already
+    logging.getLogger("python_multipart").setLevel(logging.CRITICAL)
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)  # waitress: a ValueError
         server = make_server(App(classifier, quiet, host), host, port)
