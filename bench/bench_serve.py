@@ -4,7 +4,8 @@ Run with `make bench` (after `make run`: it serves data/model/model.npz). Each p
 own server in a subprocess and reads its resident memory with psutil:
 
 1. 16 clients at once each POST a 169 KB PNG that declares 6,324 × 6,324 RGBA pixels (under
-   both the 2 MB body and the 40 Mpx limits): peak and final memory, every answer JSON;
+   both the 2 MB body and the 40 Mpx limits): peak and final memory, every answer JSON; then
+   the same with 1-bit, palette and 16-bit PNGs of that size, which Pillow widens as it reads;
 2. 1,100 connections opened and left silent under `ulimit -n 1024`: when the server has
    closed them all, and when /healthz answers again; then, with 300 silent, how long other
    clients wait;
@@ -50,6 +51,20 @@ def huge_rgba() -> bytes:
     return png(image)
 
 
+def narrow_mode(kind: str) -> bytes:
+    """6,324² in a mode Pillow widens as it decodes: "1" (1-bit), "P" (palette),
+    "P+transparency", "I;16" (16-bit gray); 10 to 90 KB each."""
+    mode = kind.split("+")[0]
+    white, black = {"1": (1, 0), "P": (0, 1), "I;16": (65535, 0)}[mode]
+    image = Image.new(mode, (6324, 6324), white)
+    if mode == "P":
+        image.putpalette([255, 255, 255, 0, 0, 0])
+    ImageDraw.Draw(image).line([(3000, 800), (3200, 5600)], fill=black, width=500)
+    out = io.BytesIO()
+    image.save(out, format="PNG", **({"transparency": 0} if "transparency" in kind else {}))
+    return out.getvalue()
+
+
 def canvas_drawing() -> bytes:
     """What the page sends after a stroke: a 280 px pad with a 7 on it."""
     image = Image.new("RGB", (280, 280), "white")
@@ -93,8 +108,8 @@ def post(port: int, body: bytes, conn: http.client.HTTPConnection | None = None)
     return response.status, json.loads(data)
 
 
-def big_images_at_once() -> None:
-    body = huge_rgba()
+def big_images_at_once(name: str, bodies: list[bytes]) -> None:
+    """16 clients POST ``bodies`` at once: time, the server's peak and final memory."""
     server = Server()
     post(server.port, canvas_drawing())  # warm up: the model and the decoder are loaded
     start = server.rss_mb()
@@ -104,12 +119,12 @@ def big_images_at_once() -> None:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, server.rss_mb())
-            time.sleep(0.01)
+            time.sleep(0.005)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    clients = [threading.Thread(target=lambda: answers.append(post(server.port, body)))
-               for _ in range(16)]  # fmt: skip
+    clients = [threading.Thread(target=lambda b=body: answers.append(post(server.port, b)))
+               for body in bodies]  # fmt: skip
     started = time.perf_counter()
     for c in clients:
         c.start()
@@ -121,10 +136,10 @@ def big_images_at_once() -> None:
     time.sleep(1)
     after = server.rss_mb()
     log = server.stop()
-    digits = sorted({a["digit"] for _, a in answers})
-    print(f"16 at once, {len(body) / 1e3:.0f} KB PNG declaring 6324x6324 RGBA: {took:.1f} s, "
-          f"server RSS {start:.0f} MB at start, peak {peak:.0f} MB, after {after:.0f} MB; "
-          f"{sum(s == 200 for s, _ in answers)}/16 answered 200 with JSON (digits {digits}); "
+    sizes = sorted({round(len(b) / 1e3) for b in bodies})
+    print(f"16 at once, {name} ({sizes[0]}-{sizes[-1]} KB): {took:.1f} s, server RSS "
+          f"{start:.0f} MB at start, peak {peak:.0f} MB (+{peak - start:.0f}), after "
+          f"{after:.0f} MB; {sum(s == 200 for s, _ in answers)}/16 answered 200; "
           f"log lines: {len(log.splitlines())}")  # fmt: skip
 
 
@@ -211,7 +226,10 @@ def main() -> None:
     if not MODEL.exists():
         sys.exit(f"no {MODEL}: run `make run` first")
     latency()
-    big_images_at_once()
+    big_images_at_once("PNGs declaring 6324x6324 RGBA", [huge_rgba()] * 16)
+    kinds = ["1", "P", "P+transparency", "I;16"]
+    narrow = [narrow_mode(kind) for kind in kinds] * 4
+    big_images_at_once("6324x6324 PNGs: 1-bit, palette (+transparency), 16-bit", narrow)
     silent_connections()
 
 

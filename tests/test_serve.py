@@ -7,6 +7,8 @@ page draws), so the browser test can check what a person would: draw a 1, see 1.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import http.client
 import io
 import json
@@ -655,19 +657,23 @@ def test_the_log_has_one_escaped_line_per_request(model_files):
 
 
 SERVE_WITH = """
-import sys
-from mnistnet.apps.serve import App, Classifier, make_server
-server = make_server(App(Classifier(sys.argv[1], "none.json"), quiet=True), port=0,
-                     idle_timeout=int(sys.argv[2]))
+import json, sys
+from mnistnet.apps.serve import App, Classifier, DecodeBudget, make_server, return_freed_memory
+settings = json.loads(sys.argv[2])
+budget = DecodeBudget(**settings.pop("decode", {}))
+return_freed_memory()  # as `mnistnet serve` does
+server = make_server(App(Classifier(sys.argv[1], "none.json", budget), quiet=True), port=0,
+                     **settings)
 print(server.effective_port, flush=True)
 server.run()
 """
 
 
-@pytest.mark.parametrize("nofile", [None, 64], ids=["idle", "idle-beyond-the-file-limit"])
-def test_the_server_closes_idle_connections_itself_and_serves_again(model_files, nofile):
-    """A second's timeout here (30 s by default). Beyond the file limit (64 descriptors: a
-    connection limit of 16), the idle connections wait in the backlog, not in descriptors."""
+@contextlib.contextmanager
+def serving_with(model_files, nofile: int | None = None, **settings):
+    """A server from ``make_server(**settings)`` in a subprocess (``decode``: the
+    DecodeBudget's arguments; ``nofile``: its file limit); yields its psutil.Process and
+    port, and checks that it logged no traceback."""
     import resource
 
     limit = (
@@ -675,11 +681,23 @@ def test_the_server_closes_idle_connections_itself_and_serves_again(model_files,
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE_WITH, str(model_files / "model.npz"), "1"],
+        [sys.executable, "-c", SERVE_WITH, str(model_files / "model.npz"), json.dumps(settings)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit,
     )  # fmt: skip
     try:
         port = int(process.stdout.readline())
+        yield psutil.Process(process.pid), port
+    finally:
+        process.kill()
+        _, log = process.communicate()
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("nofile", [None, 64], ids=["idle", "idle-beyond-the-file-limit"])
+def test_the_server_closes_idle_connections_itself_and_serves_again(model_files, nofile):
+    """A second's timeout here (30 s by default). Beyond the file limit (64 descriptors: a
+    connection limit of 16), the idle connections wait in the backlog, not in descriptors."""
+    with serving_with(model_files, nofile, idle_timeout=1) as (_, port):
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
@@ -700,10 +718,61 @@ def test_the_server_closes_idle_connections_itself_and_serves_again(model_files,
             s.close()
         assert closed == 40  # every idle connection was closed by the server
         assert waited < 5 if nofile else waited < 1  # behind 24 idle ones: one timeout
+
+
+def hostile_png(kind: str, side: int) -> bytes:
+    """A PNG of a few KB that decodes to side² pixels of a narrow mode, which the decoder
+    widens: "1" (1-bit), "P" (palette), "P+transparency", "I;16" (16-bit gray)."""
+    mode = kind.split("+")[0]
+    white, black = {"1": (1, 0), "P": (0, 1), "I;16": (65535, 0)}[mode]
+    image = Image.new(mode, (side, side), white)
+    if mode == "P":
+        image.putpalette([255, 255, 255, 0, 0, 0])
+    ImageDraw.Draw(image).line(
+        [(side * 0.45, side * 0.1), (side / 2, side * 0.9)], black, side // 12
+    )
+    out = io.BytesIO()
+    image.save(out, format="PNG", **({"transparency": 0} if "transparency" in kind else {}))
+    return out.getvalue()
+
+
+def test_16_hostile_pngs_at_once_stay_within_the_decode_budget(model_files):
+    """1-bit, palette and 16-bit PNGs are converted to 4 bytes a pixel as they are read (a
+    palette with a transparent colour holds 9 bytes a pixel at its peak): the budget must
+    count that. 100 MiB and 16 slots here, so the budget alone bounds them."""
+    budget = 100 * 2**20
+    kinds = ["1", "P", "P+transparency", "I;16"]
+    bodies = [hostile_png(kind, 3000) for kind in kinds] * 4  # 9 Mpx each, 7 to 60 KB
+    with serving_with(model_files, decode={"budget": budget, "slots": 16}) as (process, port):
+        url = ("127.0.0.1", port)
+        post = lambda body: post_image(url, body)  # noqa: E731
+        assert post(GOOD)[0] == 200  # warm up: the model and the decoder are loaded
+        base, peak, done = process.memory_info().rss, [0], threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], process.memory_info().rss - base)
+                time.sleep(0.002)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(post, bodies))
+        done.set()
+        watcher.join()
+    assert [status for status, _ in answers] == [200] * 16
+    print(f"\n16 hostile PNGs, budget {budget / 2**20:.0f} MiB: peak +{peak[0] / 2**20:.0f} MiB")
+    assert peak[0] < budget + 16 * 2**20, f"peak {peak[0] / 2**20:.0f} MiB over the budget"
+
+
+def post_image(url: tuple[str, int], body: bytes) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(*url, timeout=60)
+    try:
+        conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
     finally:
-        process.kill()
-        _, log = process.communicate()
-    assert "Traceback" not in log
+        conn.close()
 
 
 @pytest.mark.parametrize(("each", "most_at_once"), [(10, 2), (60, 1), (500, 1)])

@@ -59,7 +59,7 @@ MAX_BODY = 2 * 1024 * 1024  # bytes; a canvas PNG is ~5 KB, a phone photo a few 
 MAX_HEADERS = 16 * 1024  # bytes of request line and headers; browsers send under 2 KB
 IDLE_TIMEOUT = 30  # seconds a connection may stay silent (before or between requests)
 THREADS = 8  # requests in progress at once; decodes are capped by DecodeBudget
-DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may take; one needs 2·w·h·bands
+DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may hold (predict.decode_bytes)
 MAX_FORM_PARTS = 8  # parts of a form read up to its first file; the page sends one
 IMAGE_TYPES = ("image/png", "image/jpeg")
 PAGES = {  # path → (file in mnistnet/apps/web, content type)
@@ -122,10 +122,10 @@ class DecodeBudget:
 class Classifier:
     """The model and its facts, loaded once at start-up and shared by every request."""
 
-    def __init__(self, model_path: str | os.PathLike, metrics_path: str | os.PathLike) -> None:
+    def __init__(self, model_path, metrics_path, budget: DecodeBudget | None = None) -> None:
         self.params, meta = load_model(model_path)  # DataError: a clear start-up failure
         self.facts = model_facts(self.params, meta, model_path, metrics_path)
-        self.budget = DecodeBudget()
+        self.budget = budget or DecodeBudget()
 
     def predict(self, image_bytes: bytes) -> dict:
         """``{"digit", "probabilities" (10), "normalized" (784)}`` for one PNG/JPEG."""
