@@ -10,13 +10,17 @@ own server in a subprocess and reads its resident memory with psutil:
    closed them all, and when /healthz answers again; then, with 300 silent, how long other
    clients wait;
 3. latency: /api/predict of a canvas drawing on one keep-alive connection (p50), and 16
-   clients × 50 new connections each (p99).
+   clients × 50 new connections each (p99);
+4. 1,000 slow clients each trickling a header byte every 10 s (100 bytes/s in all), each
+   reconnecting when the server closes it, for 30 s: how long a legitimate request takes
+   meanwhile (one a second), what the slow ones got, and the server's peak memory.
 
 Every request loop is bounded and goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -97,9 +101,9 @@ class Server:
         return err
 
 
-def post(port: int, body: bytes, conn: http.client.HTTPConnection | None = None):
+def post(port: int, body: bytes, conn: http.client.HTTPConnection | None = None, timeout=60):
     own = conn is None
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
     response = conn.getresponse()
     data = response.read()
@@ -222,6 +226,88 @@ def latency() -> None:
           f"p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
 
 
+def raise_own_file_limit() -> None:
+    """Room for this process's 1,000+ client sockets (the server keeps its own limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(4096, hard)), hard))
+
+
+def watch_rss(server: Server, done: threading.Event, peak: list[float]) -> None:
+    while not done.wait(0.2):
+        peak[0] = max(peak[0], server.rss_mb())
+
+
+def slow_clients(n: int = 1000, period: float = 10, seconds: float = 30) -> None:
+    """``n`` connections, each sending one header byte every ``period`` s and reconnecting
+    when closed (what it got is counted); a legitimate request every second meanwhile."""
+    raise_own_file_limit()
+    server, body = Server(), canvas_drawing()
+    start_rss, peak, done = server.rss_mb(), [0.0], threading.Event()
+    watcher = threading.Thread(target=watch_rss, args=(server, done, peak))
+    watcher.start()
+
+    def connect() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(b"G")  # a request's first byte; the rest follows a byte at a time
+        s.setblocking(False)
+        return s
+
+    slow = [connect() for _ in range(n)]
+    outcomes: dict[str, int] = {}
+
+    def trickle() -> None:
+        while not done.is_set():
+            for i, s in enumerate(slow):
+                try:
+                    reply = s.recv(4096)
+                    outcome = reply[9:12].decode() if reply else "closed"
+                except BlockingIOError:
+                    s.send(b"E")  # still open: one more byte
+                    outcome = None
+                except OSError:
+                    outcome = "reset"
+                if outcome:
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                    s.close()
+                    with contextlib.suppress(OSError):  # the backlog full: try next round
+                        slow[i] = connect()
+                if done.wait(period / n):
+                    return
+
+    trickler = threading.Thread(target=trickle)
+    trickler.start()
+    times, failed, started = [], [], time.monotonic()
+    while time.monotonic() - started < seconds:
+        time.sleep(1)
+        begun = time.perf_counter()
+        try:
+            if len(times) % 2:
+                status, _ = post(server.port, body, timeout=15)
+            else:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+                conn.request("GET", "/healthz")
+                status = conn.getresponse().status
+                conn.close()
+        except OSError as e:
+            status = type(e).__name__
+        times.append(time.perf_counter() - begun)
+        if status != 200:
+            failed.append(status)
+    done.set()
+    trickler.join()
+    watcher.join()
+    for s in slow:
+        s.close()
+    log = server.stop()
+    ms = np.array(times) * 1e3
+    print(f"{n:,} slow clients (a header byte every {period:g} s each: {n / period:.0f} bytes/s), "
+          f"reconnecting when closed, {seconds:g} s: {len(times)} legitimate requests "
+          f"(/healthz, /api/predict), {len(failed)} failed {failed[:3]}, median "
+          f"{np.median(ms):.1f} ms, worst {ms.max():.1f} ms; the slow ones got {outcomes}; "
+          f"server RSS {start_rss:.0f} MB at start, peak {peak[0]:.0f} MB; "
+          f"log: {' | '.join(log.splitlines()[:2]) or 'nothing'}")  # fmt: skip
+
+
 def main() -> None:
     if not MODEL.exists():
         sys.exit(f"no {MODEL}: run `make run` first")
@@ -231,6 +317,7 @@ def main() -> None:
     narrow = [narrow_mode(kind) for kind in kinds] * 4
     big_images_at_once("6324x6324 PNGs: 1-bit, palette (+transparency), 16-bit", narrow)
     silent_connections()
+    slow_clients()
 
 
 if __name__ == "__main__":

@@ -658,12 +658,13 @@ def test_the_log_has_one_escaped_line_per_request(model_files):
 
 SERVE_WITH = """
 import json, sys
-from mnistnet.apps.serve import App, Classifier, DecodeBudget, make_server, return_freed_memory
+from mnistnet.apps.serve import (App, Classifier, DecodeBudget, Limits, make_server,
+                                 return_freed_memory)
 settings = json.loads(sys.argv[2])
 budget = DecodeBudget(**settings.pop("decode", {}))
 return_freed_memory()  # as `mnistnet serve` does
 server = make_server(App(Classifier(sys.argv[1], "none.json", budget), quiet=True), port=0,
-                     **settings)
+                     limits=Limits(**settings))
 print(server.effective_port, flush=True)
 server.run()
 """
@@ -671,7 +672,7 @@ server.run()
 
 @contextlib.contextmanager
 def serving_with(model_files, nofile: int | None = None, **settings):
-    """A server from ``make_server(**settings)`` in a subprocess (``decode``: the
+    """A server with ``Limits(**settings)`` in a subprocess (``decode``: the
     DecodeBudget's arguments; ``nofile``: its file limit); yields its psutil.Process and
     port, and checks that it logged no traceback."""
     import resource
@@ -696,7 +697,8 @@ def serving_with(model_files, nofile: int | None = None, **settings):
 @pytest.mark.parametrize("nofile", [None, 64], ids=["idle", "idle-beyond-the-file-limit"])
 def test_the_server_closes_idle_connections_itself_and_serves_again(model_files, nofile):
     """A second's timeout here (30 s by default). Beyond the file limit (64 descriptors: a
-    connection limit of 16), the idle connections wait in the backlog, not in descriptors."""
+    connection limit of 16), the rest wait in the backlog, not in descriptors, and each one
+    that comes makes room by closing the idle connection that has waited longest."""
     with serving_with(model_files, nofile, idle_timeout=1) as (_, port):
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         started = time.monotonic()
@@ -717,7 +719,102 @@ def test_the_server_closes_idle_connections_itself_and_serves_again(model_files,
                 closed += 1
             s.close()
         assert closed == 40  # every idle connection was closed by the server
-        assert waited < 5 if nofile else waited < 1  # behind 24 idle ones: one timeout
+        assert waited < 1  # behind 24 idle ones in the backlog: each closed an older one
+
+
+class Tricklers:
+    """``n`` connections that each send a request's first byte, then one more byte every
+    ``period`` seconds (a thread does it), as a slow-client attack does."""
+
+    def __init__(self, port: int, n: int, period: float, first: bytes = b"G") -> None:
+        self.sockets = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(first)
+            s.setblocking(False)
+            self.sockets.append(s)
+        self.period, self.stopped = period, threading.Event()
+        self.thread = threading.Thread(target=self.trickle)
+        self.thread.start()
+
+    def trickle(self) -> None:
+        while not self.stopped.is_set():
+            for s in self.sockets:
+                with contextlib.suppress(OSError):  # closed by the server
+                    s.send(b"E")
+                if self.stopped.wait(self.period / len(self.sockets)):
+                    return
+
+    def outcomes(self) -> dict[str, int]:
+        """Stop, and count what each connection got: its status ("503"), "open", "closed"
+        (without a word: closed before its first byte was read, as an idle one), "reset"."""
+        self.stopped.set()
+        self.thread.join()
+        counts: dict[str, int] = {}
+        for s in self.sockets:
+            try:
+                reply = s.recv(4096)
+                outcome = reply[9:12].decode() if reply.startswith(b"HTTP/1.1 ") else "closed"
+            except BlockingIOError:
+                outcome = "open"
+            except ConnectionResetError:
+                outcome = "reset"
+            counts[outcome] = counts.get(outcome, 0) + 1
+            s.close()
+        return counts
+
+
+def timed_request(port: int, method: str, path: str, body: bytes | None = None):
+    """(status, seconds) of one request on a new connection."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "image/png"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    return response.status, time.perf_counter() - started
+
+
+def test_slow_clients_on_every_slot_cannot_shut_out_a_legitimate_one(model_files):
+    """200 clients trickle a header byte each (400 bytes/s in all) at a server that holds
+    50 connections: each new connection closes the one that has waited longest for its
+    request (503), so a legitimate request is answered at once. (bench_serve.py: 1,000.)"""
+    with serving_with(model_files, connections=50) as (process, port):
+        slow = Tricklers(port, 200, period=0.5)
+        time.sleep(1.5)  # every slot taken, the rest of the 200 waiting in the backlog
+        answers = [timed_request(port, "GET", "/healthz") for _ in range(3)]
+        answers += [timed_request(port, "POST", "/api/predict", GOOD) for _ in range(3)]
+        open_files = process.num_fds()
+        outcomes = slow.outcomes()
+    worst = max(seconds for _, seconds in answers)
+    print(f"\n200 slow clients, 50 connections: worst answer {worst * 1e3:.1f} ms; {outcomes}")
+    assert [status for status, _ in answers] == [200] * 6
+    assert worst < 1, answers
+    assert open_files < 100  # 48 connections, 32 refused ones closing, the model's files
+    assert outcomes.get("open", 0) <= 48 and set(outcomes) <= {"503", "closed", "open"}
+    assert outcomes["503"] >= 140, outcomes  # made room: told why, and read it
+
+
+def test_a_request_must_arrive_whole_within_its_deadline(model_files):
+    """Headers trickled a byte at a time, or a body that stalls halfway: 408 at the
+    deadline (1 s here, checked every second), while other requests are answered."""
+    upload = b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\nContent-Type: image/png\r\n"
+    with serving_with(model_files, request_deadline=1) as (_, port):
+        started = time.monotonic()
+        slow = Tricklers(port, 1, period=0.2, first=b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as stalled:
+            stalled.sendall(aimed(upload, port) + b"Content-Length: 100000\r\n\r\n" + GOOD[:999])
+            assert timed_request(port, "POST", "/api/predict", GOOD)[0] == 200
+            reply = stalled.recv(4096)
+            waited = time.monotonic() - started
+        time.sleep(max(0.0, started + 2.5 - time.monotonic()))  # the trickler's turn too
+        outcomes = slow.outcomes()
+    assert reply.startswith(b"HTTP/1.1 408 Request Timeout") and 1 <= waited < 3
+    assert b"the request did not arrive whole within 1 s of its first byte" in reply
+    assert b"X-Content-Type-Options: nosniff" in reply
+    assert outcomes == {"408": 1}
 
 
 def hostile_png(kind: str, side: int) -> bytes:

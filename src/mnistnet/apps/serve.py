@@ -6,8 +6,10 @@ guessed at), answers an oversized body with 413 before reading it, closes a conn
 stays silent for ``IDLE_TIMEOUT`` seconds, stops accepting beyond a connection limit that
 fits the process's file limit (the rest wait in the kernel's backlog instead of exhausting
 descriptors), sets TCP_NODELAY, and runs the app in a small thread pool. The README compares
-it with uvicorn and hypercorn. This module adds the app, and makes even waitress's own errors
-JSON.
+it with uvicorn and hypercorn. This module adds the app, makes even waitress's own errors
+JSON, and keeps slow clients from filling the server: a request must arrive whole within
+``REQUEST_DEADLINE`` seconds of its first byte (408), and a connection waiting in the
+backlog makes room by closing the one that has waited longest on its client (503).
 
 The page (``web/``: plain HTML, CSS and JavaScript, no build step, nothing fetched from
 elsewhere) sends each drawing as a PNG to ``POST /api/predict``, which runs the same decoding,
@@ -24,6 +26,7 @@ sends reaches the file system.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -33,12 +36,14 @@ import logging
 import os
 import re
 import resource
+import select
 import socket
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -58,6 +63,9 @@ from mnistnet.pipeline.errors import DataError
 MAX_BODY = 2 * 1024 * 1024  # bytes; a canvas PNG is ~5 KB, a phone photo a few MB
 MAX_HEADERS = 16 * 1024  # bytes of request line and headers; browsers send under 2 KB
 IDLE_TIMEOUT = 30  # seconds a connection may stay silent (before or between requests)
+REQUEST_DEADLINE = 20  # seconds from a request's first byte to its last: 2 MB at 0.8 Mbit/s
+LINGER = 2  # seconds a refused connection stays open, shut for writing, before it is closed
+MAX_LINGERING = 32  # refused connections left open at once (connection_limit leaves room)
 THREADS = 8  # requests in progress at once; decodes are capped by DecodeBudget
 DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may hold (predict.decode_bytes)
 MAX_FORM_PARTS = 8  # parts of a form read up to its first file; the page sends one
@@ -360,9 +368,10 @@ def error_body(message: str) -> bytes:
 
 def connection_limit() -> int:
     """Connections served at once: what the file limit allows, with room for the model,
-    the page's files and the threads; more wait in the kernel's backlog."""
+    the page's files, the threads and the refused connections lingering; more wait in the
+    kernel's backlog."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, min(1000, soft - 64))
+    return max(16, min(1000, soft - 32 - MAX_LINGERING))
 
 
 def server_error(request: HTTPRequestParser) -> str:
@@ -400,7 +409,12 @@ class JSONErrorTask(ErrorTask):
 
 class StrictParser(HTTPRequestParser):
     """waitress's request parser, with a Content-Length too long for int() a 400, and a
-    chunked body a 411: a body has one length, known before it is read, as the page sends."""
+    chunked body a 411: a body has one length, known before it is read, as the page sends.
+    It notes when its first byte came (``started``)."""
+
+    def __init__(self, adj: Adjustments) -> None:
+        super().__init__(adj)
+        self.started = time.time()
 
     def parse_header(self, header_plus: bytes) -> None:
         try:
@@ -413,30 +427,184 @@ class StrictParser(HTTPRequestParser):
 
 
 class Channel(HTTPChannel):
+    """waitress's connection, which the server can refuse and close between two turns of
+    its loop: a request that is too slow to arrive, or that must make room."""
+
     error_task_class = JSONErrorTask
     parser_class = StrictParser
 
+    def readable(self) -> bool:  # closed by ``refuse`` earlier in this turn: not polled
+        return self._fileno is not None and super().readable()
+
+    def writable(self) -> bool:
+        return self._fileno is not None and super().writable()
+
+    def waiting_since(self) -> float | None:
+        """Since when this connection has waited on its client: the first byte of its
+        incomplete request, or, idle, its last activity. None while the server owes it an
+        answer (a request queued or running)."""
+        if self.requests or self._fileno is None:
+            return None
+        return self.request.started if self.request is not None else self.last_activity
+
+    def arriving(self) -> bool:
+        """Whether a request has begun to arrive and is not whole yet (nothing queued)."""
+        return not self.requests and self.request is not None and not self.request.completed
+
+    def service(self) -> None:
+        super().service()
+        with self.requests_lock:
+            if self.request is not None:  # read while the server was busy: its clock starts now
+                self.request.started = time.time()
+
+    def refuse(self, status: HTTPStatus, message: str) -> None:
+        """Answer the request still arriving with ``status`` and close the connection, from
+        the event loop (never while a task writes to it)."""
+        request, body = self.request, error_body(message)
+        head = [f"HTTP/1.1 {status.value} {status.phrase}", "Content-Type: application/json",
+                f"Content-Length: {len(body)}", "Connection: close",
+                *(f"{name}: {value}" for name, value in SECURITY_HEADERS)]  # fmt: skip
+        sock = self.socket
+        with contextlib.suppress(OSError):
+            if not self.total_outbufs_len:  # nothing of an earlier answer still on its way
+                sock.send("\r\n".join(head).encode() + b"\r\n\r\n" + body)  # fits: ~600 B
+            sock.shutdown(socket.SHUT_WR)
+        self.socket = None  # leaves the loop and its slot now; the server closes it later
+        self.handle_close()
+        self.server.linger(sock)
+        if not self.server.quiet:
+            parsed = request is not None and request.headers_finished and not request.error
+            method = request.command if parsed else "-"
+            target = request.request_uri if parsed else "-"
+            log_request(self.addr[0], method, target, status.value)
+
+    def handle_close(self) -> None:  # no lock: received() may call it, holding requests_lock
+        if self.request is not None:  # incomplete: its body's buffer goes too
+            self.request.close()
+            self.request = None
+        super().handle_close()
+
 
 class Server(TcpWSGIServer):
+    """waitress's server, which a slow client cannot fill.
+
+    A request must arrive whole within ``limits.request_deadline`` of its first byte (408
+    otherwise); at the connection limit, a new connection makes room by closing the one
+    that has waited longest on its client (idle, or still sending a request: 503).
+    """
+
     channel_class = Channel
     quiet = True  # no line per request (make_server follows the app)
+    warned = 0.0  # when the connection limit was last logged
+
+    def __init__(self, application, limits: Limits, **kw) -> None:
+        self.limits = limits
+        self.lingering: collections.deque = collections.deque()  # (close when, socket)
+        super().__init__(application, **kw)
+        self.arrivals = select.poll()  # the listening socket: is a connection waiting?
+        self.arrivals.register(self.socket.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        """Called before each turn of the loop: the deadlines (every second), then whether
+        to accept. At the limit, a connection waiting in the backlog
+        makes room; with none waiting, the socket is still watched, so one that comes wakes
+        the loop (``handle_accept`` leaves it in the backlog until the next turn)."""
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        self.close_lingering()
+        if not self.accepting:
+            return False
+        if len(self._map) < self.adj.connection_limit or not self.arrivals.poll(0):
+            return True
+        return self.make_room(now)
+
+    def linger(self, sock: socket.socket) -> None:
+        """Close ``sock`` (answered, shut for writing) ``LINGER`` seconds from now: closed at
+        once, with bytes of the client's still unread, it would send a reset, and a client
+        still sending could lose the answer before reading it. At most ``MAX_LINGERING``."""
+        self.lingering.append((time.monotonic() + LINGER, sock))
+        while len(self.lingering) > MAX_LINGERING:
+            self.lingering.popleft()[1].close()
+
+    def close_lingering(self) -> None:
+        now = time.monotonic()
+        while self.lingering and self.lingering[0][0] <= now:
+            self.lingering.popleft()[1].close()
+
+    def handle_accept(self) -> None:
+        if len(self._map) < self.adj.connection_limit:
+            super().handle_accept()
+
+    def close(self) -> None:
+        while self.lingering:
+            self.lingering.popleft()[1].close()
+        super().close()
+
+    def maintenance(self, now: float) -> None:
+        """waitress's idle timeout, then 408 for each request not whole by its deadline."""
+        super().maintenance(now)
+        deadline = self.limits.request_deadline
+        for channel in list(self.active_channels.values()):
+            if channel.arriving() and channel.request.started < now - deadline:
+                channel.refuse(
+                    HTTPStatus.REQUEST_TIMEOUT,
+                    f"the request did not arrive whole within {deadline:g} s of its first "
+                    f"byte; send it at once",
+                )
+
+    def make_room(self, now: float) -> bool:
+        """Close the connection that has waited longest on its client; False if every one
+        is being answered."""
+        waiting = [(since, channel) for channel in self.active_channels.values()
+                   if (since := channel.waiting_since()) is not None]  # fmt: skip
+        if not waiting:
+            return False
+        since, victim = min(waiting, key=lambda pair: pair[0])
+        limit = self.adj.connection_limit
+        if now - self.warned > 60:
+            self.warned = now
+            self.logger.warning(
+                f"the connection limit ({limit:,}) is reached: each new connection closes the "
+                f"one that has waited longest on its client"
+            )
+        if victim.arriving():
+            victim.refuse(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"the server is at its limit of {limit:,} connections and this request, still "
+                f"arriving after {now - since:.0f} s, had waited longest; send it at once",
+            )
+        else:  # idle: closed without a word, as the idle timeout does
+            victim.handle_close()
+        return True
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server gives its clients, and for how long (tests lower them)."""
+
+    idle_timeout: int = IDLE_TIMEOUT  # s a connection may stay silent, before or between requests
+    request_deadline: float = REQUEST_DEADLINE  # s from a request's first byte to its last
+    connections: int | None = None  # open at once; None: what the file limit allows
 
 
 def make_server(
-    app: App, host: str = "127.0.0.1", port: int = 8000, idle_timeout: int = IDLE_TIMEOUT
+    app: App, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()
 ) -> Server:
     """A waitress server bound to (host, port); port 0 picks a free one (``.effective_port``).
-    A connection silent for ``idle_timeout`` seconds is closed (checked every second). A body
-    of ``MAX_BODY`` bytes is accepted (waitress refuses a length *at* its limit: hence + 1)."""
+    Deadlines and the idle timeout are checked every second. A body of ``MAX_BODY`` bytes is
+    accepted (waitress refuses a length *at* its limit: hence + 1)."""
     adj = Adjustments(
         host=host, port=port, threads=THREADS, backlog=2048,
-        connection_limit=connection_limit(), channel_timeout=idle_timeout, cleanup_interval=1,
+        connection_limit=limits.connections or connection_limit(),
+        channel_timeout=limits.idle_timeout, cleanup_interval=1, asyncore_use_poll=True,
         max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY + 1,
         ident="mnistnet", expose_tracebacks=False,
     )  # fmt: skip
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
-    server = Server(app, map={}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+    server = Server(app, limits, map={}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
     server.quiet = app.quiet
     return server
 
