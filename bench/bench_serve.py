@@ -13,7 +13,9 @@ own server in a subprocess and reads its resident memory with psutil:
    clients × 50 new connections each (p99);
 4. 1,000 slow clients each trickling a header byte every 10 s (100 bytes/s in all), each
    reconnecting when the server closes it, for 30 s: how long a legitimate request takes
-   meanwhile (one a second), what the slow ones got, and the server's peak memory.
+   meanwhile (one a second), what the slow ones got, and the server's peak memory;
+5. 300 uploads that announce 2 MiB, send all but one byte and stall: bytes spooled to disk,
+   the server's memory, and when each was answered.
 
 Every request loop is bounded and goes to 127.0.0.1 only.
 """
@@ -308,6 +310,47 @@ def slow_clients(n: int = 1000, period: float = 10, seconds: float = 30) -> None
           f"log: {' | '.join(log.splitlines()[:2]) or 'nothing'}")  # fmt: skip
 
 
+def spooled_mb(pid: int) -> float:
+    """MB in files that ``pid`` holds open but are already deleted: spooled uploads."""
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).endswith(" (deleted)"):
+                total += os.stat(fd).st_size
+    return total / 1e6
+
+
+def stalled_uploads(n: int = 300) -> None:
+    """``n`` uploads announce 2 MiB, send all but its last byte, and wait."""
+    raise_own_file_limit()
+    server = Server()
+    start_rss, announced = server.rss_mb(), 2 * 2**20
+    head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Content-Type: image/png\r\nContent-Length: {announced}\r\n\r\n").encode()  # fmt: skip
+    uploads, started = [], time.monotonic()
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        with contextlib.suppress(OSError):  # dropped (503) before all of it was sent
+            s.sendall(head + b"\0" * (announced - 1))
+        uploads.append(s)
+    time.sleep(2)
+    spooled, rss = spooled_mb(server.process.pid), server.rss_mb()
+    answers, last = {}, 0.0
+    for s in uploads:
+        s.settimeout(60)
+        try:
+            reply = s.recv(4096)[9:12].decode() or "closed"
+        except OSError as e:
+            reply = type(e).__name__
+        answers[reply] = answers.get(reply, 0) + 1
+        last = max(last, time.monotonic() - started)
+        s.close()
+    server.stop()
+    print(f"{n} uploads announcing 2 MiB, all but a byte sent, then stalled: after 2 s "
+          f"{spooled:.0f} MB spooled to disk, server RSS {rss:.0f} MB ({start_rss:.0f} at "
+          f"start); answers {answers}, the last {last:.1f} s after the first was sent")  # fmt: skip
+
+
 def main() -> None:
     if not MODEL.exists():
         sys.exit(f"no {MODEL}: run `make run` first")
@@ -318,6 +361,7 @@ def main() -> None:
     big_images_at_once("6324x6324 PNGs: 1-bit, palette (+transparency), 16-bit", narrow)
     silent_connections()
     slow_clients()
+    stalled_uploads()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -815,6 +816,48 @@ def test_a_request_must_arrive_whole_within_its_deadline(model_files):
     assert b"the request did not arrive whole within 1 s of its first byte" in reply
     assert b"X-Content-Type-Options: nosniff" in reply
     assert outcomes == {"408": 1}
+
+
+def spooled_bytes(pid: int) -> int:
+    """Bytes in the files ``pid`` holds open that are already deleted (temporary files)."""
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(fd).endswith(" (deleted)"):
+                total += os.stat(fd).st_size
+    return total
+
+
+def test_stalled_uploads_stay_in_memory_within_the_budget_until_the_deadline(model_files):
+    """30 uploads announce 1 MB, send 600 KB (past waitress's 512 KB spool threshold) and
+    stall. Nothing goes to disk; over the upload budget (8 MiB here) the longest-arriving
+    are dropped (503), the rest get 408 at the deadline (2 s); a good upload is answered."""
+    budget, upload = 8 * 2**20, b"POST /api/predict HTTP/1.1\r\nHost: HOST\r\n"
+    with serving_with(model_files, upload_budget=budget, request_deadline=2) as (process, port):
+        assert timed_request(port, "POST", "/api/predict", GOOD)[0] == 200  # warm up
+        base, started = process.memory_info().rss, time.monotonic()
+        stalled = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
+        for s in stalled:
+            with contextlib.suppress(OSError):  # dropped before all of it was sent
+                s.sendall(
+                    aimed(upload, port) + b"Content-Length: 1000000\r\n\r\n" + b"\0" * 600_000
+                )
+        time.sleep(0.5)
+        spooled, grown = spooled_bytes(process.pid), process.memory_info().rss - base
+        assert timed_request(port, "POST", "/api/predict", GOOD)[0] == 200
+        replies = []
+        for s in stalled:
+            with s:
+                replies.append(s.recv(4096)[:12].decode())
+        ended = time.monotonic() - started
+    counts = {reply: replies.count(reply) for reply in set(replies)}
+    print(
+        f"\n30 stalled uploads of 600 KB, budget 8 MiB: RSS +{grown / 2**20:.1f} MiB, "
+        f"{spooled} bytes spooled; {counts}; all answered by {ended:.1f} s"
+    )
+    assert spooled == 0 and grown < budget + 3 * 2**20  # 600 KB past it, checked each turn
+    assert set(counts) == {"HTTP/1.1 503", "HTTP/1.1 408"} and counts["HTTP/1.1 408"] <= 14
+    assert ended < 4.5  # the deadline, checked every second, and the test's own sending
 
 
 def hostile_png(kind: str, side: int) -> bytes:
