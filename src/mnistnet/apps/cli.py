@@ -163,6 +163,24 @@ def schema(out: str | None, markdown: bool) -> int:
     return 0
 
 
+def port_number(text: str) -> int:
+    """``--port``: a TCP port, 0 to 65,535 (0: any free one). The OS would wrap a larger one."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0 to 65535 (0: any free)")
+    return port
+
+
+def host_name(text: str) -> str:
+    """``--host``: an address or name to bind, never empty (waitress would take "" for all)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give an address such as 127.0.0.1 or 0.0.0.0")
+    return text.strip()
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: every subcommand, its options and their defaults."""
     from mnistnet import __version__
@@ -187,8 +205,8 @@ def parser() -> argparse.ArgumentParser:
     p = command("serve", "a local page: draw a digit, watch the model read it")
     p.add_argument("--model", default=DEFAULT_MODEL, help="model file")
     p.add_argument("--metrics", default=DEFAULT_METRICS, help="test metrics shown on the page")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind")
-    p.add_argument("--port", type=int, default=8000, help="port; 0 = any free one")
+    p.add_argument("--host", type=host_name, default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=port_number, default=8000, help="port; 0 = any free one")
     p.add_argument("--quiet", action="store_true", help="no line per request")
     p = command("schema", "the JSON Schema of params.yaml, for editors")
     p.add_argument("--out", help="write it to this file (e.g. params.schema.json)")

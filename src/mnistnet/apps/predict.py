@@ -31,6 +31,7 @@ import contextlib
 import io
 import itertools
 import os
+import re
 import struct
 import warnings
 from collections import deque
@@ -52,6 +53,7 @@ BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
+DECODER_BUFFERS = 2**20  # bytes: zlib's window and a few rows, whatever the image's size
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
 CHUNK_FILES = 32  # files per task for a worker, and per batch of answers written out…
 CHUNK_BYTES = 4 * 2**20  # …or fewer, once their sizes add up to this: a big file is much work
@@ -66,6 +68,7 @@ MAGIC = {  # what a file's first bytes say it is
     b"\x89PNG\r\n\x1a\n": "image", b"\xff\xd8\xff": "image",
     b"\x93NUMPY": "npy", b"PK\x03\x04": "npz", b"PK\x05\x06": "npz",
 }  # fmt: skip
+OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")  # in Pillow's "cannot identify"
 # What Pillow raises for bytes that are not a sound PNG or JPEG (caught around its calls only)
 PILLOW_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
@@ -82,15 +85,9 @@ def small_gray(image: Image.Image) -> Image.Image:
     """A PIL image of any mode → gray as a person sees it ("L", or "I" for 16 bits), about
     ``WORK_SIDE`` pixels a side or less: shrunk in its own mode (8 or 16 bits, alpha kept),
     then put on white paper. Pillow calls only."""
-    if image.mode in ("P", "PA"):  # a palette: its colours, and its transparency
-        transparent = image.mode == "PA" or "transparency" in image.info
-        image = image.convert("RGBA" if transparent else "RGB")
-    elif image.mode in ("L", "RGB") and "transparency" in image.info:
-        image = image.convert("RGBA")  # a single transparent colour (PNG tRNS)
-    elif image.mode.startswith("I;16"):
-        image = image.convert("I")  # 16-bit gray, kept whole: convert("L") clips at 255
-    elif image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
-        image = image.convert("RGB")  # CMYK, YCbCr, 1-bit, …
+    mode = work_mode(image)
+    if mode != image.mode:
+        image = image.convert(mode)
     factor = max(image.size) // WORK_SIDE
     if factor > 1:  # a box-filtered shrink: the digit ends up 20 px tall anyway
         image = image.reduce(factor)
@@ -100,6 +97,46 @@ def small_gray(image: Image.Image) -> Image.Image:
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))
     return image.convert("L")
+
+
+def work_mode(image: Image.Image) -> str:
+    """The mode ``small_gray`` shrinks ``image`` in: its own, or one that says what a
+    person sees and that Image.reduce takes."""
+    if image.mode in ("P", "PA"):  # a palette: its colours, and its transparency
+        transparent = image.mode == "PA" or "transparency" in image.info
+        return "RGBA" if transparent else "RGB"
+    if image.mode in ("L", "RGB") and "transparency" in image.info:
+        return "RGBA"  # a single transparent colour (PNG tRNS)
+    if image.mode.startswith("I;16"):
+        return "I"  # 16-bit gray, kept whole: convert("L") clips at 255
+    if image.mode == "1":
+        return "L"  # black and white: as read through RGB, at a quarter of the memory
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        return "RGB"  # CMYK, YCbCr, …
+    return image.mode
+
+
+def decode_bytes(image: Image.Image) -> int:
+    """The most memory that decoding ``image`` (opened, not loaded) and ``small_gray`` hold
+    at once, in bytes: the decoded pixels, plus either the copy an EXIF rotation makes, or
+    the converted copy and, with alpha, the premultiplied one that Image.reduce works on;
+    and the decoder's own buffers. Within 0.05 bytes a pixel of the RSS measured for each
+    PNG mode, rotated or not, and above it (tests/test_serve.py checks a server's peak).
+
+    Pillow keeps 1 byte a pixel for "1", "L" and "P", 2 for "I;16", and 4 for every other
+    mode, RGB included. A 1-bit, palette or 16-bit image is small to decode but converted
+    to 4 bytes a pixel: a 40 Mpx palette PNG with a transparent colour holds 9 bytes a pixel.
+    """
+    width, height = image.size
+    own, mode = pixel_bytes(image.mode), work_mode(image)
+    converted = pixel_bytes(mode) if mode != image.mode else 0
+    premultiplied = 4 if mode in ("LA", "RGBA") and max(image.size) // WORK_SIDE > 1 else 0
+    return width * height * max(2 * own, own + converted + premultiplied) + DECODER_BUFFERS
+
+
+def pixel_bytes(mode: str) -> int:
+    """Bytes Pillow stores per pixel of ``mode``."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
 
 
 def gray_pixels(image: Image.Image) -> np.ndarray:
@@ -213,10 +250,10 @@ def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] |
 
     Raises ``DataError`` for bytes that are not a readable PNG/JPEG, a truncated file, an
     image over ``MAX_PIXELS`` (checked from the header, before any pixel is decoded: a small
-    file can declare a huge image), or a blank one. Decoding holds the full-size image and
-    one copy of it at most (a JPEG not even that: it decodes at a reduced scale), and
-    ``reserve(nbytes)``, when given, is held around it: what a server uses to bound the
-    memory of all decodes at once (``serve.DecodeBudget``).
+    file can declare a huge image), or a blank one. Decoding holds at most
+    ``decode_bytes(image)`` (a JPEG decodes at a reduced scale), and ``reserve(nbytes)``,
+    when given, is held around it: what a server uses to bound the memory of all decodes at
+    once (``serve.DecodeBudget``).
     """
     if file_kind(data[:8]) != "image":
         raise DataError(f"not a PNG or JPEG image (it starts {data[:8]!r})")
@@ -233,8 +270,7 @@ def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] |
                 )
             if image.format == "JPEG":  # the decoder scales by 1/2 to 1/8 as it reads
                 image.draft("CMYK" if image.mode == "CMYK" else "L", (2 * WORK_SIDE,) * 2)
-            # the decoded image, and the one copy reduce or convert makes of it
-            need = 2 * image.size[0] * image.size[1] * max(len(image.getbands()), 1)
+            need = decode_bytes(image)  # after draft: a JPEG's reduced size and mode
             with reserve(need) if reserve else contextlib.nullcontext():
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)  # a phone's portrait, upright
@@ -250,7 +286,9 @@ def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] |
 
 
 def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or "no detail"
+    """One line of ``error``'s message, without object reprs (``<_io.BytesIO object at
+    0x7f…>``): an address tells a person nothing and differs every run."""
+    text = " ".join(OBJECT_REPR.sub("", str(error)).split()) or "no detail"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
