@@ -9,6 +9,7 @@ pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/n
 import argparse
 import json
 
+from mnistnet.data.images import read_labelled_folder
 from mnistnet.data.preprocess import load_split
 from mnistnet.evaluation.metrics import evaluate_model
 from mnistnet.evaluation.robustness import RobustnessConfig, scores, vary
@@ -24,13 +25,18 @@ def main() -> None:
     parser.add_argument("--variant", required=True, choices=list(RobustnessConfig.model_fields))
     parser.add_argument("--model", required=True, help="model file from the train stage")
     parser.add_argument("--test", required=True, help="processed test split (.npz)")
+    parser.add_argument("--own", required=True, help="your own digits: a folder per digit")
     parser.add_argument("--out", required=True, help="metrics file (.json) to write")
     args = parser.parse_args()
 
     cfg = load_section(args.params, "robustness", RobustnessConfig)
     params, _ = load_model(args.model)
-    x, y = load_split(args.test)
-    result = evaluate_model(params, vary(x, args.variant, cfg), y)
+    if args.variant == "own":
+        x, y = read_labelled_folder(args.own)
+    else:
+        x, y = load_split(args.test)
+        x = vary(x, args.variant, cfg)
+    result = evaluate_model(params, x, y)
     write_text(args.out, json.dumps(scores(result, args.variant), indent=2) + "\n")
     log(f"{args.variant}: accuracy {result['accuracy']:.2%} on {len(y):,} images")
 

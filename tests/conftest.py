@@ -142,7 +142,8 @@ def http_server(tmp_path):
 
 # --- the real dvc CLI on a copy of the project --------------------------------------------
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stage-packages.yaml", "stages", "src"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stage-packages.yaml", "stages", "src",
+                 "data/own-digits"]  # fmt: skip
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

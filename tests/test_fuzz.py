@@ -158,7 +158,7 @@ VALID_IMAGES = valid_images()
 def test_the_image_decoder_raises_only_data_error(which, cut, flips, insert, at):
     """Bit flips, cuts and inserted bytes anywhere in a valid PNG or JPEG: an image, or a
     DataError, never another exception (Pillow's own are many)."""
-    from mnistnet.apps.predict import decode_image
+    from mnistnet.data.images import decode_image
 
     data = bytearray(VALID_IMAGES[which])
     for position, xor in flips:

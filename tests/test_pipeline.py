@@ -8,7 +8,7 @@ from conftest import Project, run
 
 pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
 
-VARIANTS = ("clean", "shifted", "rotated", "scaled", "elastic", "noisy")
+VARIANTS = ("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own")
 ROBUSTNESS = {f"robustness@{variant}" for variant in VARIANTS}  # the matrix's stages
 STAGES = ("download", "preprocess", "augment", "train", "evaluate", *sorted(ROBUSTNESS), "plot")
 

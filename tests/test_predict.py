@@ -17,16 +17,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import ROOT
-from mnistnet.apps.predict import (
-    AHEAD,
-    CHUNK_FILES,
-    PARALLEL_FROM,
-    answers,
-    classify,
-    load_inputs,
-    mnist_style,
-    record,
-)
+from mnistnet.apps.predict import AHEAD, CHUNK_FILES, PARALLEL_FROM, answers, classify, record
+from mnistnet.data.images import load_inputs, mnist_style
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import save_model

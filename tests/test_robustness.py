@@ -8,10 +8,13 @@ import json
 import numpy as np
 import pytest
 
+from conftest import ROOT
+from mnistnet.data.images import read_labelled_folder
 from mnistnet.data.preprocess import normalize
 from mnistnet.evaluation.robustness import TRANSFORMS, RobustnessConfig, vary
+from mnistnet.pipeline.errors import DataError
 
-VARIANTS = ("clean", "shifted", "rotated", "scaled", "elastic", "noisy")
+VARIANTS = ("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own")
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +69,43 @@ def test_one_variants_settings_rerun_that_variant_alone(finished_project):
     for variant in VARIANTS:  # a metric per variant: a column each in dvc exp show
         scores = workspace[f"data/robustness/{variant}.json"]["data"]["robustness"][variant]
         assert 0 <= scores["accuracy"] <= 1 and scores["loss"] > 0
+
+
+def test_the_shipped_digits_are_read_as_predict_reads_them():
+    x, y = read_labelled_folder(ROOT / "data/own-digits")
+    assert x.shape == (180, 784) and x.dtype == np.float32
+    assert np.bincount(y).tolist() == [18] * 10  # 18 fonts per digit, labelled by folder
+    assert 0 <= x.min() and x.max() <= 1
+
+
+def test_a_bad_image_among_your_digits_is_named(tmp_path):
+    (tmp_path / "3").mkdir()
+    (tmp_path / "3" / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(DataError, match=r"3/scan\.png: not a readable PNG or JPEG"):
+        read_labelled_folder(tmp_path)
+    (tmp_path / "3" / "scan.png").unlink()
+    with pytest.raises(DataError, match="no PNG or JPEG images in its folders 0 to 9"):
+        read_labelled_folder(tmp_path)
+
+
+@pytest.mark.cli
+def test_your_own_digits_with_dvc_add_push_repro_and_metrics_diff(finished_project, tmp_path):
+    """The README's workflow: the digits leave git for DVC, go to the remote, and score."""
+    project = finished_project
+    project.dvc("remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    project.git("add", ".dvc/config")
+    project.git("commit", "-q", "-m", "Add a DVC remote")
+    own = project.root / "data/own-digits"
+    project.git("rm", "-r", "-q", "--cached", "data/own-digits")
+    for font in own.glob("*/cmr10.png"):  # "your photos": here, one font fewer
+        font.unlink()
+    project.dvc("add", "data/own-digits")
+    assert (own.parent / "own-digits.dvc").is_file()
+    project.git("add", "data/own-digits.dvc", "data/.gitignore")
+    project.git("commit", "-q", "-m", "My own digits, tracked by DVC")
+    assert "pushed" in project.dvc("push").stdout
+    ran = project.dvc("repro").stdout
+    assert "Running stage 'robustness@own'" in ran and "Running stage 'train'" not in ran
+    diff = json.loads(project.dvc("metrics", "diff", "HEAD~2", "--json").stdout)
+    own_metrics = diff["data/robustness/own.json"]
+    assert "robustness.own.accuracy" in own_metrics

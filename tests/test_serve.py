@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from cdp import Browser, find_chromium
 from conftest import ROOT
-from mnistnet.apps.predict import mnist_style
+from mnistnet.data.images import mnist_style
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn.checkpoint import save_model
 from mnistnet.nn.train import TrainConfig, train

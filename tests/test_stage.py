@@ -13,6 +13,7 @@ import io
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,9 +38,9 @@ STAGE_ARGS = {
     "evaluate": ["--model", "data/model/model.npz", "--test", "data/processed/test.npz",
                  "--out", "data/eval"],
     **{f"robustness@{variant}": ["--variant", variant, "--model", "data/model/model.npz",
-                                 "--test", "data/processed/test.npz",
+                                 "--test", "data/processed/test.npz", "--own", "data/own-digits",
                                  "--out", f"data/robustness/{variant}.json"]
-       for variant in ("clean", "shifted", "rotated", "scaled", "elastic", "noisy")},
+       for variant in ("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own")},
     "plot": ["--live", "data/dvclive", "--eval", "data/eval", "--test",
              "data/processed/test.npz", "--train", "data/processed/train.npz",
              "--pool", "data/augmented/pool.npz", "--model", "data/model/model.npz",
@@ -106,6 +107,7 @@ def finished(tmp_path_factory, tiny) -> Path:
     """A folder where every stage has run once on the tiny dataset (no DVC needed)."""
     folder = tmp_path_factory.mktemp("stages")
     (folder / "params.yaml").write_text(yaml.safe_dump(tiny_params(folder, tiny)))
+    shutil.copytree(ROOT / "data/own-digits", folder / "data/own-digits")
     for name in STAGE_ARGS:
         code, err = run_here(folder, name)
         assert code == 0, err

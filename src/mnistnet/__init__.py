@@ -16,6 +16,7 @@ call into this package. Its folders, in reading order:
   - ``download``   fetching MNIST from an ordered list of sources, verified by content digests
   - ``preprocess`` flatten, scale, one-hot, validation split
   - ``augment``    distorted copies of the training images (affine and elastic warps)
+  - ``images``     reading a digit photo or scan the way MNIST was made (untrusted input)
 - ``evaluation/``  judging a trained network
   - ``metrics``    test-set scores, per-class reports, confusion and mistake lists
   - ``robustness`` variants of the test set (shifted, rotated, …, your own digits)

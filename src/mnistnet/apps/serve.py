@@ -58,7 +58,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error
 
-from mnistnet.apps.predict import decode_image, probabilities
+from mnistnet.apps.predict import probabilities
+from mnistnet.data.images import decode_image
 from mnistnet.nn.checkpoint import load_model
 from mnistnet.pipeline.errors import DataError
 
@@ -70,7 +71,7 @@ UPLOAD_BUDGET = 64 * 2**20  # bytes of bodies held at once, arriving or queued: 
 LINGER = 2  # seconds a refused connection stays open, shut for writing, before it is closed
 MAX_LINGERING = 32  # refused connections left open at once (connection_limit leaves room)
 THREADS = 8  # requests in progress at once; decodes are capped by DecodeBudget
-DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may hold (predict.decode_bytes)
+DECODE_BUDGET = 400 * 2**20  # bytes all decodes together may hold (images.decode_bytes)
 MAX_FORM_PARTS = 8  # parts of a form read up to its first file; the page sends one
 IMAGE_TYPES = ("image/png", "image/jpeg")
 PAGES = {  # path → (file in mnistnet/apps/web, content type)

@@ -9,7 +9,8 @@ images, and its score, are the same on every run:
 - ``scaled``: zoomed by 1 - ``factor`` or 1 + ``factor``;
 - ``elastic``: Simard's elastic distortion (as the augment stage draws it);
 - ``noisy``: Gaussian noise of ``std`` added to every pixel, clipped to [0, 1];
-- ``own``: your own digits, a folder of images per digit (``data.images``).
+- ``own``: your own digits, a folder of images per digit (``data.images``), instead of the
+  test set.
 
 The robustness stage runs once per variant (a ``matrix`` in dvc.yaml): each writes its own
 metrics file, so ``dvc exp show`` has a column per variant, and changing one variant's
@@ -59,6 +60,11 @@ class Noisy(Section):
     seed: int = Field(0, ge=0, description="seeds the noise")
 
 
+class Own(Section):
+    """Your own digits: the folder given to the stage (``data/own-digits``), one folder per
+    digit, read as ``mnistnet predict`` reads images (``data.images``)."""
+
+
 class RobustnessConfig(Section):
     """Section ``robustness``: one subsection per variant of the test set."""
 
@@ -68,6 +74,7 @@ class RobustnessConfig(Section):
     scaled: Scaled = Field(default_factory=Scaled, description="zoomed in or out")
     elastic: Elastic = Field(default_factory=Elastic, description="elastically distorted")
     noisy: Noisy = Field(default_factory=Noisy, description="with Gaussian pixel noise")
+    own: Own = Field(default_factory=Own, description="your own digits, a folder per digit")
 
 
 def shifted(images: np.ndarray, cfg: Shifted, rng: np.random.Generator) -> np.ndarray:
