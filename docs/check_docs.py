@@ -4,7 +4,8 @@ fresh clone, and stop at the first command that fails or prints other text than 
 A console block's lines that start with `$ ` are commands (a trailing `\\` continues one);
 the lines after a command, up to the next, are what it printed. Each printed line without a
 digit must appear in the command's real output (spaces collapsed); lines with digits
-(accuracies, times, hashes, sizes) are what the run measured and are not compared. A block
+(accuracies, times, hashes, sizes) are what the run measured and are not compared, nor is
+a line `…` (output left out). A block
 right after `<!-- docs-check: skip: REASON -->` is not run, and the check says why. Commands
 run with bash in the clone's root with .venv/bin first on PATH; `make run` has run first.
 """
@@ -64,8 +65,8 @@ def main() -> int:
                     done = subprocess.run(["bash", "-c", command], cwd=clone, env=env,
                                           capture_output=True, text=True)  # fmt: skip
                     output = normal(done.stdout + done.stderr)
-                    missing = [p for p in printed if p.strip() and not re.search(r"\d", p)
-                               and normal(p) not in output]  # fmt: skip
+                    missing = [p for p in printed if p.strip() not in ("", "…")
+                               and not re.search(r"\d", p) and normal(p) not in output]  # fmt: skip
                     if done.returncode not in (0, *expected_status(printed)) or missing:
                         tail = (done.stdout + done.stderr)[-3000:]
                         print(f"{page}: `{command}` exited {done.returncode}; "

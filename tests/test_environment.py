@@ -75,7 +75,8 @@ def test_a_new_numpy_reruns_every_stage_and_a_new_pytest_none(finished_project):
     subprocess.run([sys.executable, ".ci/stage-packages"], cwd=project.root, check=True)
     status = project.dvc("status", "--json").stdout
     changed = set(yaml.safe_load(status))
-    assert changed == set(STAGES)  # every stage computes with NumPy
+    every = set(project.dvc("stage", "list", "--name-only").stdout.split())
+    assert changed == every  # every stage computes with NumPy (robustness@*: the matrix)
     bumped = re.sub(r"^matplotlib==\S+", "matplotlib==99.0", lock, flags=re.MULTILINE)
     (project.root / "requirements.lock").write_text(bumped)
     subprocess.run([sys.executable, ".ci/stage-packages"], cwd=project.root, check=True)

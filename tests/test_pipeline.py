@@ -127,7 +127,7 @@ def test_a_fresh_clone_elsewhere_reproduces_head_byte_for_byte_and_compares_with
     curves = [
         e for p in json.loads(plots.stdout)["data"].values() for e in p if e["type"] == "vega"
     ]
-    assert len(curves) == 3  # loss, accuracy, confusion: each drawn from HEAD's data too
+    assert len(curves) == 4  # loss, accuracy, confusion, robustness: each from HEAD too
     for entry in curves:
         assert {point["rev"] for point in entry["content"]["data"]["values"]} == {
             "HEAD",
