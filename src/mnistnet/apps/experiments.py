@@ -85,15 +85,20 @@ def render(shown: list[dict], width: int, robustness: bool = False) -> str:
     name_width = max(len(headers[0]), *(len(name) for name, _, _ in table))
     cell_width = max(7, *(len(h) for h in headers[1:]))
     left = name_width + (cell_width + 2) * (len(headers) - 1) + 2
-    room = max(width - left, 20)
+    if width - left >= 30:  # changed params in a column of their own
+        indent, room, header = left, width - left, "  changed params"
+    else:  # too narrow: on lines of their own, under the row
+        indent, room, header = 4, max(width - 4, 20), ""
     lines = [f"{headers[0]:<{name_width}}" + "".join(f"  {h:>{cell_width}}" for h in headers[1:])
-             + "  changed params"]  # fmt: skip
+             + header]  # fmt: skip
     for name, metric_cells, changed in table:
         start = f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}}" for c in metric_cells)
         wrapped = textwrap.wrap(changed, room, break_on_hyphens=False, break_long_words=False)
-        wrapped = wrapped or [""]
-        lines.append(f"{start}  {wrapped[0]}".rstrip())
-        lines += [" " * left + more for more in wrapped[1:]]
+        if indent == left and wrapped:
+            lines.append(f"{start}  {wrapped.pop(0)}")
+        else:
+            lines.append(start)
+        lines += [" " * indent + more for more in wrapped]
     return "\n".join(lines)
 
 
