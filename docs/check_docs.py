@@ -53,6 +53,8 @@ def main() -> int:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         env = {**os.environ, "PATH": f"{clone}/.venv/bin:{os.environ['PATH']}",
                "DVC_NO_ANALYTICS": "1", "COLUMNS": "100", "WORK": work}  # fmt: skip
+        print("$ make run  (set-up: what every page assumes)", flush=True)
+        subprocess.run(["make", "run"], cwd=clone, env=env, check=True, capture_output=True)
         ran = skipped = 0
         for page in PAGES:
             for match in BLOCK.finditer((clone / page).read_text()):

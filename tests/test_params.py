@@ -37,8 +37,8 @@ def test_the_codes_defaults_are_the_committed_values():
     assert ParamsFile.model_validate(COMMITTED).model_dump() == ParamsFile(**defaults).model_dump()
 
 
-def test_the_readme_table_is_the_generated_one():
-    assert markdown_table() in (ROOT / "README.md").read_text()
+def test_the_parameters_page_table_is_the_generated_one():
+    assert markdown_table() in (ROOT / "docs/parameters.md").read_text()
 
 
 SCHEMA_CASES = [c for c in CASES if c.schema]

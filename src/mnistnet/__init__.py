@@ -25,7 +25,7 @@ call into this package. Its folders, in reading order:
   - ``plots_html`` the offline HTML template for ``dvc plots show``
 - ``apps/``        what is built on a trained model; no stage imports these
   - ``cli``        the ``mnistnet`` command
-  - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the README table
+  - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the table of keys
   - ``experiments`` ``mnistnet experiments``: every experiment in a table that fits the terminal
   - ``predict``    reading, normalizing and classifying your own digit images
   - ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)

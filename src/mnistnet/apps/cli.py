@@ -149,7 +149,7 @@ def check(params_path: str) -> int:
 
 
 def schema(out: str | None, markdown: bool) -> int:
-    """Print the JSON Schema of params.yaml (or the README's table), or write it to ``out``."""
+    """Print the JSON Schema of params.yaml (or docs/parameters.md's table), or write it."""
     from mnistnet.apps.params import json_schema, markdown_table
     from mnistnet.pipeline.storage import write_text
 
@@ -210,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no line per request")
     p = command("schema", "the JSON Schema of params.yaml, for editors")
     p.add_argument("--out", help="write it to this file (e.g. params.schema.json)")
-    p.add_argument("--markdown", action="store_true", help="print the README's table instead")
+    p.add_argument("--markdown", action="store_true", help="print docs/parameters.md's table")
     p = command("plots-template", "write the offline HTML template for dvc plots show")
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
     p = command("digests", "the sources file for a local copy of MNIST or a 28x28 dataset like it")

@@ -3,8 +3,8 @@
 Each section is defined once, as a ``config.Section`` beside the code that uses it. From
 those definitions come ``check`` (every problem in the file at once, including the checks
 that span two sections), ``json_schema`` (``params.schema.json``, for editors) and
-``markdown_table`` (the README's table of keys). The stages do not import this module: each
-reads only its own section, so DVC reruns a stage only for its own code and params.
+``markdown_table`` (the table of keys in docs/parameters.md). The stages do not import this
+module: each reads only its own section, so DVC reruns a stage only for its own code and params.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def check(path: str | os.PathLike) -> tuple[dict[str, Section], list[str]]:
     valid = {}
     for name, cls in SECTIONS.items():
         if name not in params:
-            problems.append(f"{path}: section {name!r} is missing. Add it (see the README).")
+            problems.append(
+                f"{path}: section {name!r} is missing. Add it (docs/parameters.md lists the keys)."
+            )
             continue
         try:
             valid[name] = from_mapping(cls, params[name], name)
@@ -136,7 +138,7 @@ def json_schema() -> str:
 
 
 def markdown_table() -> str:
-    """Every key of every section: default and meaning, as the README shows them."""
+    """Every key of every section: default and meaning, as docs/parameters.md shows them."""
     lines = ["| key | default | meaning |", "|---|---|---|"]
 
     def rows(prefix: str, cls: type[BaseModel]) -> None:

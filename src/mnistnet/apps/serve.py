@@ -5,12 +5,13 @@ The HTTP server is waitress (the Pylons project's WSGI server): it parses reques
 guessed at), answers an oversized body with 413 before reading it, closes a connection that
 stays silent for ``IDLE_TIMEOUT`` seconds, stops accepting beyond a connection limit that
 fits the process's file limit (the rest wait in the kernel's backlog instead of exhausting
-descriptors), sets TCP_NODELAY, and runs the app in a small thread pool. The README compares
-it with uvicorn and hypercorn. This module adds the app, makes even waitress's own errors
-JSON, and keeps slow clients from filling the server: a request must arrive whole within
-``REQUEST_DEADLINE`` seconds of its first byte (408), a connection waiting in the backlog
-makes room by closing the one that has waited longest on its client (503), and request
-bodies are held in memory, never on disk, within ``UPLOAD_BUDGET`` bytes together.
+descriptors), sets TCP_NODELAY, and runs the app in a small thread pool (compared with
+uvicorn and hypercorn in docs/predict-and-serve.md). This module adds the app, makes even
+waitress's own errors JSON, and keeps slow clients from filling the server: a request must
+arrive whole within ``REQUEST_DEADLINE`` seconds of its first byte (408), a connection
+waiting in the backlog makes room by closing the one that has waited longest on its client
+(503), and request bodies are held in memory, never on disk, within ``UPLOAD_BUDGET`` bytes
+together.
 
 The page (``web/``: plain HTML, CSS and JavaScript, no build step, nothing fetched from
 elsewhere) sends each drawing as a PNG to ``POST /api/predict``, which runs the same decoding,

@@ -3,8 +3,8 @@
 Each stage owns one section of ``params.yaml`` and one ``Section`` subclass describing it
 (they live beside the code that uses them: ``TrainConfig`` in ``nn/train.py``, …). A field's
 type, default, bounds and description are written once, in its ``Field``; from that one
-definition come the validation here, the JSON Schema editors use, and the README's table
-(``apps/params.py``).
+definition come the validation here, the JSON Schema editors use, and the table of keys in
+docs/parameters.md (``apps/params.py``).
 
 ``read_params`` parses YAML as DVC does (ruamel.yaml, YAML 1.2), so a stage trains on the
 numbers that ``dvc params diff`` and ``dvc exp show`` display: ``epochs: 030`` is 30 for
@@ -118,7 +118,7 @@ def load_section(path: str | os.PathLike, section: str, cls: type[T]) -> T:
     params = read_params(path)
     if section not in params:
         raise ConfigError(
-            f"{path}: section {section!r} is missing. Add it (see the README for the keys)."
+            f"{path}: section {section!r} is missing. Add it (docs/parameters.md lists the keys)."
         )
     return from_mapping(cls, params[section], section)
 
