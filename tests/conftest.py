@@ -7,6 +7,13 @@ from mnistnet.pipeline.numerics import pin
 
 pin()  # first, before NumPy loads, as every stage does
 
+import signal
+
+# A shell starts background jobs with Ctrl-C ignored, and the processes the tests start
+# would inherit that: the interruption tests need Python's own Ctrl-C handler, and a
+# handler (unlike "ignored") does not pass to the children.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import gzip
 import hashlib
 import http.server
