@@ -7,7 +7,8 @@ digit must appear in the command's real output (spaces collapsed); lines with di
 (accuracies, times, hashes, sizes) are what the run measured and are not compared, nor is
 a line `…` (output left out). A block
 right after `<!-- docs-check: skip: REASON -->` is not run, and the check says why. Commands
-run with bash in the clone's root with .venv/bin first on PATH; `make run` has run first.
+run with bash in the clone's root with .venv/bin first on PATH, after `make run`; `origin` is
+a bare copy in the scratch folder ($WORK/origin.git), so nothing is pushed here.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mnistnet-docs-") as work:
         clone = Path(work) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        # the pages push to `origin`: a bare copy in the scratch folder, never this repository
+        origin = Path(work) / "origin.git"
+        subprocess.run(["git", "clone", "-q", "--bare", str(ROOT), str(origin)], check=True)
+        subprocess.run(["git", "remote", "set-url", "origin", str(origin)], cwd=clone, check=True)
         env = {**os.environ, "PATH": f"{clone}/.venv/bin:{os.environ['PATH']}",
                "DVC_NO_ANALYTICS": "1", "COLUMNS": "100", "WORK": work}  # fmt: skip
         print("$ make run  (set-up: what every page assumes)", flush=True)
