@@ -7,7 +7,8 @@ digit must appear in the command's real output (spaces collapsed); lines with di
 (accuracies, times, hashes, sizes) are what the run measured and are not compared, nor is
 a line `…` (output left out). A block
 right after `<!-- docs-check: skip: REASON -->` is not run, and the check says why. Commands
-run with bash in the clone's root with .venv/bin first on PATH, after `make run`; `origin` is
+run with bash in the clone's root with .venv/bin first on PATH (the README's first command is
+`make run`, which creates it); `origin` is
 a bare copy in the scratch folder ($WORK/origin.git), so nothing is pushed here.
 """
 
@@ -58,8 +59,6 @@ def main() -> int:
         subprocess.run(["git", "remote", "set-url", "origin", str(origin)], cwd=clone, check=True)
         env = {**os.environ, "PATH": f"{clone}/.venv/bin:{os.environ['PATH']}",
                "DVC_NO_ANALYTICS": "1", "COLUMNS": "100", "WORK": work}  # fmt: skip
-        print("$ make run  (set-up: what every page assumes)", flush=True)
-        subprocess.run(["make", "run"], cwd=clone, env=env, check=True, capture_output=True)
         ran = skipped = 0
         for page in PAGES:
             for match in BLOCK.finditer((clone / page).read_text()):
