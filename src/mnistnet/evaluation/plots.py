@@ -234,7 +234,11 @@ def robustness_bars(accuracy: dict[str, float]) -> Figure:
     bars = ax.barh(names, values, color="steelblue")
     ax.bar_label(bars, labels=[f"{v:.1f} %" for v in values], fontsize=9, padding=3)
     ax.invert_yaxis()  # the first variant (clean) on top
-    ax.set(title="Test accuracy on variants of the test set", xlabel="accuracy (%)", xlim=(0, 109))
+    ax.set(
+        title="Accuracy on variants of the test set, and on your own digits",
+        xlabel="accuracy (%)",
+        xlim=(0, 109),
+    )
     ax.grid(axis="x", alpha=0.3)
     return fig
 
