@@ -307,9 +307,7 @@ def load_untrusted_npz(
     path = Path(path)
     try:
         with open_regular(path, fix) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > max_bytes:
-                raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            size = _capped_size(f, path, max_bytes, fix)
             _check_zip_directory(f, size, path, fix)
             with zipfile.ZipFile(f) as zf:
                 names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
@@ -445,6 +443,14 @@ def _read_npy(f: BinaryIO, size: int, name: str) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
 
 
+def _capped_size(f: BinaryIO, path: Path, max_bytes: int, fix: str) -> int:
+    """The size of the open file ``f``, or ``DataError`` when over ``max_bytes`` (unread)."""
+    size = os.fstat(f.fileno()).st_size
+    if size > max_bytes:
+        raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+    return size
+
+
 def load_npy(path: str | os.PathLike, fix: str, max_bytes: int = MAX_UNTRUSTED_BYTES) -> np.ndarray:
     """The array in a ``.npy`` file, without pickle and checked as ``load_untrusted_npz`` checks a
     member: a header claiming more than the file holds, a file over ``max_bytes``, or a path
@@ -452,9 +458,7 @@ def load_npy(path: str | os.PathLike, fix: str, max_bytes: int = MAX_UNTRUSTED_B
     path = Path(path)
     try:
         with open_regular(path, fix) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > max_bytes:
-                raise DataError(f"{path}: {size:,} bytes; at most {max_bytes:,} are read. {fix}")
+            size = _capped_size(f, path, max_bytes, fix)
             return _read_npy(f, size, path.name)
     except FileNotFoundError:
         raise missing_file(path, fix) from None
