@@ -90,7 +90,7 @@ def test_a_running_experiment_can_be_watched_epoch_by_epoch(finished_project, tm
 def test_a_queued_grid_sweep_runs_every_experiment_and_can_be_watched(finished_project):
     dvc_project = finished_project
     # a grid of two values by one: every run costs seconds, and the README's sweep of four
-    # runs in `make readme-check`
+    # runs in `make docs-check`
     queued = dvc_project.dvc(
         "exp", "run", "--queue", "-S", "train.lr=0.1,0.05", "-S", "train.hidden_size=8",
         "-S", f"train.epochs={EPOCHS}",
