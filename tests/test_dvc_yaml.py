@@ -137,3 +137,26 @@ def test_stage_scripts_pin_the_numerics_before_anything_loads_numpy(script):
     names = [a.name for n in before if isinstance(n, ast.Import) for a in n.names]
     names += [n.module for n in before if isinstance(n, ast.ImportFrom)]
     assert set(names) <= {"_venv", "mnistnet.pipeline.numerics", "__future__"}, names
+
+
+@pytest.mark.cli
+def test_the_committed_lock_matches_the_code_and_params():
+    """A clone's `dvc repro` reruns nothing only while dvc.lock's hashes of the code and the
+    params are those of the files beside it: after editing them, run `dvc repro` and commit
+    dvc.lock with the change (data outputs, absent on a fresh clone, are not compared)."""
+    from dvc.repo import Repo
+
+    tracked = ("src/", "stages/", "params.yaml", "stage-packages.yaml")
+    with Repo(str(ROOT)) as repo:
+        status = repo.status()
+    stale = sorted(
+        f"{stage}: {path}"
+        for stage, changes in status.items()
+        for change in changes
+        if isinstance(change, dict)
+        for kind, paths in change.items()
+        if kind in ("changed deps", "changed params") and isinstance(paths, dict)
+        for path, what in paths.items()
+        if what != "deleted" and path.startswith(tracked)
+    )
+    assert not stale, f"dvc.lock is stale, run `dvc repro` and commit it: {stale[:5]}"
