@@ -89,8 +89,13 @@ def smooth_fields(noise: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
 
 
 def elastic_fields(rng: np.random.Generator, n: int, alpha: float, sigma: float) -> np.ndarray:
-    """Random smooth displacement fields float32 (n, 2, 28, 28), in pixels (rows, columns)."""
-    return smooth_fields(uniform_noise(rng, n), alpha, sigma)
+    """Random smooth displacement fields float32 (n, 2, 28, 28), in pixels (rows, columns),
+    made ``CHUNK`` at a time (the same values as all at once: see ``uniform_noise``)."""
+    fields = np.empty((n, 2, *SHAPE), np.float32)
+    for start in range(0, n, CHUNK):
+        noise = uniform_noise(rng, min(CHUNK, n - start))
+        fields[start : start + CHUNK] = smooth_fields(noise, alpha, sigma)
+    return fields
 
 
 def uniform_noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -115,8 +120,26 @@ def warp(
     ``shift`` (n, 2) pixels (down, right), ``displacement`` (n, 2, 28, 28) extra per-pixel
     offsets of where each output pixel samples from. Each output pixel reads the input by
     bilinear interpolation at its inverse-mapped position (r, c); pixels outside the image
-    are 0.
+    are 0. Works ``CHUNK`` images at a time, which changes no byte: each image is warped
+    on its own, and the chunk's arrays stay in the CPU's cache (10,000 images at once run
+    2–6× slower).
     """
+    out = np.empty(images.shape, np.uint8)
+    for start in range(0, len(images), CHUNK):
+        part = slice(start, start + CHUNK)
+        field = None if displacement is None else displacement[part]
+        out[part] = warp_chunk(images[part], angle[part], zoom[part], shift[part], field)
+    return out
+
+
+def warp_chunk(
+    images: np.ndarray,
+    angle: np.ndarray,
+    zoom: np.ndarray,
+    shift: np.ndarray,
+    displacement: np.ndarray | None,
+) -> np.ndarray:
+    """``warp`` of a few images at once: every array here is (n, 784) or smaller."""
     n = len(images)
     grid = np.mgrid[0:SIDE, 0:SIDE].reshape(2, PIXELS).astype(np.float32) - np.float32(CENTRE)
     rows, cols = grid  # (784,) each, relative to the centre
