@@ -511,6 +511,8 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
         browser.send("Page.addScriptToEvaluateOnNewDocument", source=CSP_VIOLATIONS)
         browser.open(server.url, "document.querySelector('#facts dd') !== null")
         assert "784 → 32 (ReLU) → 10" in browser.evaluate("document.body.innerText")
+        hint = "Draw a digit in the white box"  # before anything is drawn, what to do
+        assert browser.evaluate("message.textContent").startswith(hint)
         box = browser.evaluate(
             "(() => { const r = pad.getBoundingClientRect(); return [r.left, r.top, r.width]; })()"
         )
@@ -542,6 +544,7 @@ def test_a_person_draws_a_1_and_a_7_in_a_real_browser(server, tmp_path):
         assert "%" in browser.evaluate("message.textContent")
 
         browser.evaluate("document.getElementById('clear').click(); window.blank = pad.toDataURL()")
+        assert browser.evaluate("message.textContent").startswith(hint)  # cleared: the hint again
         picked = tmp_path / "one.png"  # the file picker: a PNG of a drawn 1
         picked.write_bytes(png_of(strokes(1, np.random.default_rng(4))))
         document = browser.send("DOM.getDocument")["root"]["nodeId"]

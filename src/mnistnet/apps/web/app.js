@@ -8,6 +8,7 @@ const seen = document.getElementById("seen").getContext("2d");
 const digit = document.getElementById("digit");
 const message = document.getElementById("message");
 const bars = document.getElementById("bars");
+const EMPTY = message.textContent; // what to do before anything is drawn
 const INK_WIDTH = 20; // px on the 280 px pad: MNIST strokes are ~2-3 of 28 px wide
 let latest = 0; // the number of the newest request: answers to older ones are dropped
 
@@ -17,7 +18,8 @@ function clearPad() {
   ctx.fillRect(0, 0, pad.width, pad.height);
   digit.value = "–";
   digit.textContent = "–";
-  message.textContent = "";
+  message.textContent = EMPTY;
+  message.className = "message";
   bars.replaceChildren();
   seen.clearRect(0, 0, 28, 28);
 }
