@@ -89,7 +89,7 @@ lock:
 clean:
 	rm -rf $(VENV) $(MOTO) .pytest_cache .ruff_cache .hypothesis dvc_plots
 
-# The original notebook's recipe, as a DVC experiment (~5 min on two cores).
+# The original notebook's recipe, as a DVC experiment (7-14 min of training on two cores).
 notebook: $(VENV)/.installed
 	mnistnet check params.yaml
 	dvc exp run -n notebook -S preprocess.val_size=0 -S train.shift=0 \
