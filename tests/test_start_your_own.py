@@ -51,7 +51,13 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
     text = text.replace(relu_forward, "    " + forward).replace(relu_backward, "    " + backward)
     model.write_text(text)
 
-    # 5. dvc.yaml against the imports: the project's own check, run on the copy
+    project.dvc("repro")
+    metrics = json.loads((project.root / "data/eval/metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.5  # tanh learns the new data too
+    assert len(json.loads(project.dvc("exp", "show", "--json").stdout)) >= 1
+
+    # 5. dvc.yaml against the imports, and dvc.lock against the code and params after the
+    # run: the project's own checks, run on the copy
     tests = project.root / "tests"
     tests.mkdir()
     shutil.copy(ROOT / "tests/test_dvc_yaml.py", tests)
@@ -59,8 +65,3 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
                               str(tests / "test_dvc_yaml.py")], cwd=project.root,
                              env=project.env, capture_output=True, text=True)  # fmt: skip
     assert checked.returncode == 0, checked.stdout[-2000:]
-
-    project.dvc("repro")
-    metrics = json.loads((project.root / "data/eval/metrics.json").read_text())
-    assert metrics["test"]["accuracy"] > 0.5  # tanh learns the new data too
-    assert len(json.loads(project.dvc("exp", "show", "--json").stdout)) >= 1
