@@ -9,7 +9,7 @@ a line `…` (output left out) and a table's `|---|` rule (its width follows the
 A block right after `<!-- docs-check: skip: REASON -->` is not run, and the check says why.
 Commands run with bash in the clone's root, or where a `cd DIR` line earlier in their block
 moved, with .venv/bin first on PATH (the README's first command is `make run`, which creates
-it); `origin` is a bare copy in the scratch folder ($WORK/origin.git), so nothing is pushed
+it); `origin` is a bare copy in the scratch folder ($WORK/upstream.git), so nothing is pushed
 here.
 
 `--log FILE` writes every command and all it printed to FILE, as it runs: the text to paste
@@ -73,8 +73,8 @@ def main() -> int:
         print(f"clone: {work}/clone", flush=True)
         clone = Path(work) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        # the pages push to `origin`: a bare copy in the scratch folder, never this repository
-        origin = Path(work) / "origin.git"
+        # what the clone's `origin` is: a bare copy in the scratch folder, never this repository
+        origin = Path(work) / "upstream.git"
         subprocess.run(["git", "clone", "-q", "--bare", str(ROOT), str(origin)], check=True)
         subprocess.run(["git", "remote", "set-url", "origin", str(origin)], cwd=clone, check=True)
         env = {**os.environ, "PATH": f"{clone}/.venv/bin:{os.environ['PATH']}",
