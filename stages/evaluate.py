@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for the evaluation files")
     args = parser.parse_args()
 
-    params, _ = load_model(args.model)
+    params, _ = load_model(args.model, trusted=True)  # the train stage's
     x_test, y_test = load_split(args.test)
     try:
         result = evaluate_model(params, x_test, y_test)

@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_section(args.params, "plot", plots.PlotConfig)
-    params, meta = load_model(args.model)
+    params, meta = load_model(args.model, trusted=True)  # the train stage's
     hidden = params["W1"].shape[1]
     if cfg.hidden_units > hidden:
         raise ConfigError(

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_section(args.params, "robustness", RobustnessConfig)
-    params, _ = load_model(args.model)
+    params, _ = load_model(args.model, trusted=True)  # the train stage's
     if args.variant == "own":
         x, y = read_labelled_folder(args.own)
     else:

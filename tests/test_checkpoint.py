@@ -45,3 +45,28 @@ def test_foreign_files_are_refused(tmp_path):
     save_npz(tmp_path / "other.npz", arrays)
     with pytest.raises(DataError, match="not a mnistnet-mlp/1 model file"):
         load_model(tmp_path / "other.npz")
+
+
+def test_weights_of_another_dtype_are_refused(tmp_path):
+    """predict and serve read any model path: a file of integer or text weights is a clear
+    error there, not a traceback from the first matrix product."""
+    arrays = {name: a.astype(np.int32) for name, a in params().items()}
+    arrays["meta"] = np.array('{"format": "mnistnet-mlp/1"}')
+    save_npz(tmp_path / "ints.npz", arrays)
+    for trusted in (False, True):
+        with pytest.raises(DataError, match="weights of dtype int32; a model holds float32"):
+            load_model(tmp_path / "ints.npz", trusted=trusted)
+
+
+def test_the_stages_read_a_model_past_the_cap_on_files_from_outside(tmp_path, monkeypatch):
+    """The train stage may write a model larger than predict's cap (a wide network); the
+    stages load it as the pipeline's own file."""
+    from mnistnet.pipeline import storage
+
+    save_model(tmp_path / "m.npz", params(), TrainConfig(hidden_size=16))
+    size = (tmp_path / "m.npz").stat().st_size
+    monkeypatch.setattr(storage.load_untrusted_npz, "__defaults__", (size // 2,))
+    with pytest.raises(DataError, match="at most"):
+        load_model(tmp_path / "m.npz")
+    loaded, _ = load_model(tmp_path / "m.npz", trusted=True)
+    assert loaded["W1"].shape == (784, 16)

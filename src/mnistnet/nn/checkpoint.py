@@ -16,7 +16,7 @@ from mnistnet.data.mnist import PIXELS
 from mnistnet.nn.model import PARAM_NAMES, Params
 from mnistnet.pipeline.config import Section
 from mnistnet.pipeline.errors import DataError
-from mnistnet.pipeline.storage import load_untrusted_npz, save_npz
+from mnistnet.pipeline.storage import load_npz, load_untrusted_npz, save_npz
 
 FORMAT = "mnistnet-mlp/1"
 
@@ -41,16 +41,21 @@ def save_model(
     save_npz(path, arrays)
 
 
-def load_model(path: str | os.PathLike, input_size: int = PIXELS) -> tuple[Params, dict]:
+def load_model(
+    path: str | os.PathLike, input_size: int = PIXELS, trusted: bool = False
+) -> tuple[Params, dict]:
     """Load a model file; returns (params, meta). Raises ``DataError`` unless its four arrays
-    form a network: shapes ``(d, h), (h,), (h, k), (k,)`` with ``d == input_size``.
+    form a network: shapes ``(d, h), (h,), (h, k), (k,)`` with ``d == input_size``, all of
+    one floating-point dtype.
 
     ``predict`` and ``serve`` take any model path, a file fetched with ``dvc artifacts get``
-    included: it is read as untrusted input, its header checked before anything is allocated.
+    included: it is read as untrusted input, its header checked before anything is allocated,
+    its size capped. The stages pass ``trusted=True``: the train stage wrote the file and DVC
+    checked its hash, so it is loaded as it is, however wide the network.
     """
     fix = "Retrain it with: dvc repro train, or pass the path of a model this project saved"
     schema = {"W1": (None, 2), "b1": (None, 1), "W2": (None, 2), "b2": (None, 1), "meta": (None, 0)}
-    arrays = load_untrusted_npz(path, schema, fix)
+    arrays = (load_npz if trusted else load_untrusted_npz)(path, schema, fix)
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except ValueError:
@@ -58,6 +63,12 @@ def load_model(path: str | os.PathLike, input_size: int = PIXELS) -> tuple[Param
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{path}: not a {FORMAT} model file. {fix}")
     W1, b1, W2, b2 = (arrays[name] for name in PARAM_NAMES)
+    dtypes = {a.dtype for a in (W1, b1, W2, b2)}
+    if dtypes not in ({np.dtype(np.float32)}, {np.dtype(np.float64)}):
+        raise DataError(
+            f"{path}: weights of dtype {', '.join(sorted(map(str, dtypes)))}; a model holds "
+            f"float32 or float64 arrays, all of one dtype. {fix}"
+        )
     d, h = W1.shape
     k = W2.shape[1]
     if d != input_size or b1.shape != (h,) or W2.shape[0] != h or b2.shape != (k,):
