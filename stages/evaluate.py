@@ -6,7 +6,6 @@ from mnistnet.pipeline.numerics import pin
 pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/numerics.py)
 
 import argparse
-import json
 from pathlib import Path
 
 from mnistnet.data.preprocess import load_split
@@ -20,7 +19,7 @@ from mnistnet.evaluation.metrics import (
 from mnistnet.nn.checkpoint import load_model
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.stage import log, run
-from mnistnet.pipeline.storage import write_text
+from mnistnet.pipeline.storage import write_json, write_text
 
 
 def main() -> None:
@@ -43,11 +42,6 @@ def main() -> None:
     write_text(out / "confusion.csv", confusion_rows_csv(y_test, result["predicted"]))
     write_text(out / "misclassified.csv", misclassified_csv(y_test, result))
     log(f"test accuracy {result['accuracy']:.2%}, loss {result['loss']:.4f}")
-
-
-def write_json(path: Path, data: dict) -> None:
-    # allow_nan=False: a NaN or Infinity would make a file that is not JSON
-    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

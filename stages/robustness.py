@@ -7,7 +7,6 @@ from mnistnet.pipeline.numerics import pin
 pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/numerics.py)
 
 import argparse
-import json
 
 from mnistnet.data.images import read_labelled_folder
 from mnistnet.data.preprocess import load_split
@@ -16,7 +15,7 @@ from mnistnet.evaluation.robustness import RobustnessConfig, scores, vary
 from mnistnet.nn.checkpoint import load_model
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.stage import log, run
-from mnistnet.pipeline.storage import write_text
+from mnistnet.pipeline.storage import write_json
 
 
 def main() -> None:
@@ -37,7 +36,7 @@ def main() -> None:
         x, y = load_split(args.test)
         x = vary(x, args.variant, cfg)
     result = evaluate_model(params, x, y)
-    write_text(args.out, json.dumps(scores(result, args.variant), indent=2) + "\n")
+    write_json(args.out, scores(result, args.variant))
     log(f"{args.variant}: accuracy {result['accuracy']:.2%} on {len(y):,} images")
 
 

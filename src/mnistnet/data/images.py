@@ -294,9 +294,6 @@ def _load_array(path: Path, kind: str) -> np.ndarray:
     return x
 
 
-# Characters with a short escape, as C and Python write them
-
-
 def read_labelled_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Images in ``folder/0`` … ``folder/9``, each labelled by its folder's digit: float32
     (n, 784) in [0, 1] and int64 labels (n,). Each file is read as ``mnistnet predict``

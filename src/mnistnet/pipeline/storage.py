@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import errno
 import io
+import json
 import math
 import os
 import signal
@@ -229,6 +230,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Atomically write ``text`` (UTF-8, ``\\n`` line endings) to ``path``."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    """Atomically write ``data`` as indented JSON; a NaN or infinity is a ``ValueError``, not
+    a file that no JSON reader accepts."""
+    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
