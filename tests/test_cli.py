@@ -1,5 +1,5 @@
-"""The `mnistnet` command itself: version, help that shows every default, and a reader that
-goes away (`| head -1`) ending it quietly."""
+"""The `mnistnet` command itself: version, help that shows every default, a problem told in
+one line, and a reader that goes away (`| head -1`) ending it quietly."""
 
 from __future__ import annotations
 
@@ -30,6 +30,17 @@ def test_serve_help_shows_every_default(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     for default in ("data/model/model.npz", "data/eval/metrics.json", "127.0.0.1", "8000"):
         assert f"(default: {default})" in help_text
+
+
+def test_every_command_tells_a_problem_in_one_line_and_exits_1(tmp_path, capsys):
+    unwritable = tmp_path / "a-file" / "schema.json"  # its folder is a file
+    (tmp_path / "a-file").write_text("")
+    assert main(["schema", "--out", str(unwritable)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {unwritable}: could not write it (") and err.count("\n") == 1
+    assert err.endswith("Nothing was replaced; fix the cause and rerun.\n")
+    assert main(["digests", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no such file or folder\n"
 
 
 @pytest.mark.cli

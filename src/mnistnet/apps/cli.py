@@ -26,7 +26,7 @@ import os
 import sys
 
 from mnistnet.pipeline import numerics  # imports no NumPy
-from mnistnet.pipeline.errors import NumericsError
+from mnistnet.pipeline.errors import Error, NumericsError
 
 DEFAULT_MODEL = "data/model/model.npz"
 DEFAULT_METRICS = "data/eval/metrics.json"
@@ -254,14 +254,8 @@ def run(args: argparse.Namespace) -> int:
 
 def report(base: str, out: str, charts_url: str | None) -> int:
     from mnistnet.apps.report import report as write_report
-    from mnistnet.pipeline.errors import Error
 
-    try:
-        path = write_report(base, out, charts_url=charts_url)
-    except Error as e:
-        error(str(e))
-        return 1
-    print(f"wrote {path}")
+    print(f"wrote {write_report(base, out, charts_url=charts_url)}")
     return 0
 
 
@@ -270,26 +264,16 @@ def digests(url: str) -> int:
     from pathlib import Path
 
     from mnistnet.data.download import describe
-    from mnistnet.pipeline.errors import Error
 
-    try:
-        with tempfile.TemporaryDirectory(prefix="mnistnet-digests-") as work:
-            print(describe(url, Path(work)), end="")
-    except Error as e:
-        error(str(e))
-        return 1
+    with tempfile.TemporaryDirectory(prefix="mnistnet-digests-") as work:
+        print(describe(url, Path(work)), end="")
     return 0
 
 
 def experiments(robustness: bool) -> int:
     from mnistnet.apps.experiments import show
-    from mnistnet.pipeline.errors import Error
 
-    try:
-        print(show(robustness))
-    except Error as e:
-        error(str(e))
-        return 1
+    print(show(robustness))
     return 0
 
 
@@ -298,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
+    except Error as e:  # a problem the code named, with its fix: one line, no traceback
+        error(str(e))
+        return 1
     except BrokenPipeError:
         # The reader went away (`mnistnet predict … | head -1`): stop quietly, as Unix tools
         # do.
