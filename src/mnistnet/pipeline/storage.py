@@ -280,15 +280,28 @@ def load_npz(
             arrays = {name: npz[name] for name in schema if name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
+    _check_arrays(path, arrays, schema, fix)
+    return arrays
+
+
+def _check_arrays(
+    path: Path, arrays: dict[str, np.ndarray], schema: Mapping[str, tuple], fix: str
+) -> None:
+    """Raise ``DataError`` unless ``arrays`` holds each array of ``schema`` with its dtype and
+    number of dimensions (None: any)."""
     for name, (dtype, ndim) in schema.items():
         a = arrays.get(name)
-        if a is None or (dtype is not None and a.dtype != np.dtype(dtype)) or a.ndim != ndim:
+        if (
+            a is None
+            or (dtype is not None and a.dtype != np.dtype(dtype))
+            or ndim not in (None, a.ndim)
+        ):
             got = "missing" if a is None else f"{a.dtype} with shape {a.shape}"
             wanted = "any dtype" if dtype is None else np.dtype(dtype)
+            rank = "any rank" if ndim is None else f"{ndim} dimensions"
             raise DataError(
-                f"{path}: array {name!r} is {got}, expected {wanted} with {ndim} dimensions. {fix}"
+                f"{path}: array {name!r} is {got}, expected {wanted} with {rank}. {fix}"
             )
-    return arrays
 
 
 def load_untrusted_npz(
@@ -338,14 +351,7 @@ def load_untrusted_npz(
     except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
             zlib.error, struct.error) as e:  # fmt: skip
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
-    for name, (dtype, ndim) in schema.items():
-        a = arrays[name]
-        if (dtype is not None and a.dtype != np.dtype(dtype)) or ndim not in (None, a.ndim):
-            wanted = "any dtype" if dtype is None else np.dtype(dtype)
-            raise DataError(
-                f"{path}: array {name!r} is {a.dtype} with shape {a.shape}, "
-                f"expected {wanted} with {ndim} dimensions. {fix}"
-            )
+    _check_arrays(path, arrays, schema, fix)
     return arrays
 
 
