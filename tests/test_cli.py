@@ -32,7 +32,7 @@ def test_serve_help_shows_every_default(capsys):
         assert f"(default: {default})" in help_text
 
 
-def test_every_command_tells_a_problem_in_one_line_and_exits_1(tmp_path, capsys):
+def test_every_command_tells_a_problem_in_one_line_and_exits_1(tmp_path, capsys, monkeypatch):
     unwritable = tmp_path / "a-file" / "schema.json"  # its folder is a file
     (tmp_path / "a-file").write_text("")
     assert main(["schema", "--out", str(unwritable)]) == 1
@@ -41,6 +41,11 @@ def test_every_command_tells_a_problem_in_one_line_and_exits_1(tmp_path, capsys)
     assert err.endswith("Nothing was replaced; fix the cause and rerun.\n")
     assert main(["digests", str(tmp_path / "missing")]) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no such file or folder\n"
+    monkeypatch.chdir(tmp_path)  # not a DVC project
+    assert main(["experiments"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: `dvc exp show` failed: ERROR: you are not inside of a DVC")
+    assert err.count("\n") == 1
 
 
 @pytest.mark.cli

@@ -9,13 +9,12 @@ onto more lines rather than cut.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import textwrap
+from pathlib import Path
 from typing import Any
 
-from mnistnet.pipeline.errors import Error
+from mnistnet.apps.report import dvc_json
 
 METRICS = {  # column: (metrics file, dotted key)
     "test": ("data/eval/metrics.json", "test.accuracy"),
@@ -104,10 +103,5 @@ def render(shown: list[dict], width: int, robustness: bool = False) -> str:
 
 def show(robustness: bool = False) -> str:
     """Run ``dvc exp show --json`` here and render it for this terminal's width."""
-    try:
-        done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
-    except FileNotFoundError:
-        raise Error("dvc not found: activate the project's environment (.venv)") from None
-    if done.returncode != 0:
-        raise Error(f"dvc exp show failed: {done.stderr.strip() or done.stdout.strip()}")
-    return render(json.loads(done.stdout), shutil.get_terminal_size().columns, robustness)
+    shown = dvc_json(Path.cwd(), "exp", "show")
+    return render(shown, shutil.get_terminal_size().columns, robustness)
