@@ -3,7 +3,7 @@
 Run with `make bench`. Each mode runs in its own process, because OpenBLAS reads its settings
 when NumPy loads:
 
-- pinned: the default (OpenBLAS Haswell kernel, 2 threads, NumPy's AVX2 loops);
+- pinned: the default (OpenBLAS Haswell kernel, 1 thread, NumPy's AVX2 loops);
 - native: ``MNISTNET_NUMERICS=native`` with the machine's ``OPENBLAS_CORETYPE`` and
   ``OPENBLAS_L2_SIZE`` removed, so OpenBLAS picks the CPU's own kernel and uses every core.
 

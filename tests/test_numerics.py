@@ -40,16 +40,16 @@ def test_pin_sets_the_environment_and_names_what_it_overrode(monkeypatch):
     monkeypatch.delitem(sys.modules, "numpy")  # as in a fresh process, before NumPy loads
     monkeypatch.setattr(numerics, "STATE", numerics.State())
     monkeypatch.setattr(numerics, "_missing_cpu_support", lambda: "")
-    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "8", "OPENBLAS_CORETYPE": "Haswell"}
+    env = {"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "8", "OPENBLAS_CORETYPE": "Haswell"}
     state = numerics.pin(env)
     assert state.mode == "pinned"
     assert env == {
         "OPENBLAS_CORETYPE": "Haswell",
-        "OPENBLAS_NUM_THREADS": "2",
+        "OPENBLAS_NUM_THREADS": "1",
         "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
     }
     (note,) = state.notes  # one line, naming what the user had set to something else
-    assert "OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=8)" in note
+    assert "OPENBLAS_NUM_THREADS=4, OMP_NUM_THREADS=8)" in note
     assert "MNISTNET_NUMERICS=native" in note
 
 
@@ -80,7 +80,7 @@ def test_no_pin_where_asked_or_impossible_and_one_line_says_so(
 @needs_pin
 def test_a_fresh_process_runs_what_was_pinned_whatever_the_environment():
     kernel = "SkylakeX" if cpu_has("avx512f") else "Sandybridge"
-    env = clean_env(OPENBLAS_CORETYPE=kernel, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="3")
+    env = clean_env(OPENBLAS_CORETYPE=kernel, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="3")
     code = (
         "from mnistnet.pipeline import numerics\nnumerics.pin()\nimport numpy\n"
         "print(numerics.apply()); print(numerics.describe())"
@@ -92,9 +92,9 @@ def test_a_fresh_process_runs_what_was_pinned_whatever_the_environment():
     assert (
         running
         == numerics.pinned_description()
-        == ("openblas Haswell, 2 threads, NumPy without AVX-512 loops")
+        == ("openblas Haswell, 1 thread, NumPy without AVX-512 loops")
     )
-    assert f"OPENBLAS_CORETYPE={kernel}, OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=3" in notes
+    assert f"OPENBLAS_CORETYPE={kernel}, OPENBLAS_NUM_THREADS=2, OMP_NUM_THREADS=3" in notes
 
 
 @pytest.mark.cli

@@ -1,18 +1,17 @@
 """Pinned floating-point numerics, so a clone on any x86-64 machine trains the same bytes.
 
-Two things in NumPy pick their code per CPU, and both change the order in which floats are
+Three choices in NumPy depend on the machine, and each changes the order in which floats are
 added, hence the last bits of every result:
 
 1. OpenBLAS (the matrix products) picks a kernel when it loads — ``Haswell`` on AVX2 CPUs,
-   ``SkylakeX`` on AVX-512 ones — and splits each product across its threads, by default one
-   per core.
-2. NumPy's own loops (``exp``, ``log``, sums) dispatch to AVX-512 code where the CPU has it.
+   ``SkylakeX`` on AVX-512 ones;
+2. it splits each product across its threads, by default one per core;
+3. NumPy's own loops (``exp``, ``log``, sums) dispatch to AVX-512 code where the CPU has it.
 
 ``pin()`` fixes all three before NumPy loads: the ``Haswell`` kernel (every x86-64 CPU with
-AVX2 and FMA runs it), ``THREADS`` BLAS threads, and NumPy's AVX2 loops. Every entry point
+AVX2 and FMA runs it), one BLAS thread, and NumPy's AVX2 loops. Every entry point
 (the stage scripts, the ``mnistnet`` command) calls it first; ``apply()`` then
-sets the thread count at run time too (OpenBLAS caps the start-up value at the number of
-cores) and checks that what runs is what was asked for.
+sets the thread count at run time too and checks that what runs is what was asked for.
 
 Opt out with ``MNISTNET_NUMERICS=native``: the CPU's own kernel and every core (or whatever
 the environment's ``OPENBLAS_*`` variables say). Results then differ from the committed ones
@@ -30,7 +29,10 @@ from dataclasses import dataclass, field
 from mnistnet.pipeline.errors import NumericsError
 
 KERNEL = "Haswell"  # OpenBLAS kernel: AVX2 + FMA, runs on every x86-64 CPU since 2013
-THREADS = 2  # BLAS threads; the product splits depend on it, so it is part of the pin
+# One BLAS thread: OpenBLAS splits each product between its threads statically, so on a busy
+# machine every product waits for its slowest half (4x slower under load with 2, measured in
+# bench/bench_train.py --busy). Parallelism comes from processes: DVC's queue, test workers.
+THREADS = 1
 # NumPy's AVX-512 dispatch targets (names of NumPy 2.4; unknown names are ignored)
 NUMPY_AVX512 = ("X86_V4", "AVX512_ICL", "AVX512_SPR")
 # CPU flags (as /proc/cpuinfo names them) that NumPy's X86_V3 target and the kernel need
@@ -99,7 +101,7 @@ def pin(environ: MutableMapping[str, str] = os.environ) -> State:
     STATE.mode = "pinned"
     if overridden:
         STATE.notes.append(
-            f"numerics: pinned to OpenBLAS {KERNEL}, {THREADS} threads, NumPy's AVX2 loops "
+            f"numerics: pinned to OpenBLAS {KERNEL}, {THREADS} BLAS thread, NumPy's AVX2 loops "
             f"(ignoring {', '.join(overridden)}); {OPT_OUT}=native opts out"
         )
     return STATE
@@ -134,7 +136,6 @@ def apply() -> list[str]:
         ]
     import threadpoolctl
 
-    # OpenBLAS capped the start-up value at the core count; at run time it takes any count
     threadpoolctl.threadpool_limits(THREADS, user_api="blas")
     running = describe()
     if running != pinned_description():
@@ -146,7 +147,7 @@ def apply() -> list[str]:
 
 
 def describe() -> str:
-    """What runs now, e.g. ``openblas Haswell, 2 threads, NumPy without AVX-512 loops``."""
+    """What runs now, e.g. ``openblas Haswell, 1 thread, NumPy without AVX-512 loops``."""
     import threadpoolctl
     from numpy._core._multiarray_umath import __cpu_features__ as features
 
@@ -155,8 +156,10 @@ def describe() -> str:
     threads = {b["num_threads"] for b in blas}
     avx512 = any(features.get(name) for name in NUMPY_AVX512)
     loops = "with AVX-512 loops" if avx512 else "without AVX-512 loops"
-    return f"{library}, {'/'.join(map(str, sorted(threads)))} threads, NumPy {loops}"
+    count = "/".join(map(str, sorted(threads)))
+    return f"{library}, {count} thread{'' if threads == {1} else 's'}, NumPy {loops}"
 
 
 def pinned_description() -> str:
-    return f"openblas {KERNEL}, {THREADS} threads, NumPy without AVX-512 loops"
+    threads = f"{THREADS} thread{'' if THREADS == 1 else 's'}"
+    return f"openblas {KERNEL}, {threads}, NumPy without AVX-512 loops"
