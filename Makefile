@@ -34,7 +34,8 @@ fuzz: $(VENV)/.installed-dev
 	pytest tests/test_fuzz.py --hypothesis-profile=explore
 
 bench: $(VENV)/.installed
-	python bench/bench_train.py
+	python bench/bench_train.py --busy 2
+	python bench/bench_queue.py
 	python bench/bench_augment.py
 	python bench/bench_predict.py
 	python bench/bench_serve.py

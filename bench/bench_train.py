@@ -14,19 +14,26 @@ epoch after the first few (a weight's subnormal floats build up over epochs):
            ``model.loss_and_grads``, a new array for everything, momentum in a dict.
 
 `--against REV` also times the train variants of another git revision (checked out into a
-temporary worktree), so a before and an after come from one run on one machine. `--json`
-prints one JSON object instead of a table.
+temporary worktree), so a before and an after come from one run on one machine.
+
+`--busy N` also times the train variant on a busy machine: N CPU-bound processes (started and
+stopped by this script) run beside it, as other programs do on a laptop. The JSON then has
+``quiet_s``, ``loaded_s``, ``busy_processes`` and ``loaded_over_quiet``. `--threads 1 2` times
+each variant with those BLAS thread counts instead of the pinned one (every other setting
+pinned), side by side. `--json` prints one JSON object instead of a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +43,17 @@ DATA = ROOT / "data/processed"
 # Prints the seconds of each epoch as a JSON list.
 CHILD = r"""
 import json, sys, time
+mode, epochs, data, overrides = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+threads = int(sys.argv[5])
 try:
-    from mnistnet.pipeline.numerics import pin
+    from mnistnet.pipeline import numerics
 except ImportError:  # a revision from before the folders: importing the package pins
-    import mnistnet
+    from mnistnet import numerics
 else:
-    pin()
+    numerics.THREADS = threads or numerics.THREADS  # 0: the pin's own count
+    numerics.pin()
 import numpy as np
 
-mode, epochs, data, overrides = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 try:
     from mnistnet.nn import model
     from mnistnet.nn.train import TrainConfig, train
@@ -125,12 +134,28 @@ VARIANTS = {  # name: (mode, params overrides)
 }
 
 
-def epoch_seconds(src: Path, mode: str, epochs: int, overrides: dict) -> list[float]:
+def epoch_seconds(
+    src: Path, mode: str, epochs: int, overrides: dict, threads: int = 0
+) -> list[float]:
     data = str(DATA) if (DATA / "train.npz").exists() else "synthetic"
     args = [sys.executable, "-c", CHILD, mode, str(epochs), data, json.dumps(overrides)]
+    args.append(str(threads))
     env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run(args, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout)
+
+
+@contextlib.contextmanager
+def busy(processes: int):
+    """Run ``processes`` CPU-bound Python loops until the block ends."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        time.sleep(0.5)  # let the scheduler see them
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
 
 
 def median(values: list[float]) -> float:
@@ -143,21 +168,35 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8, help="per process; the first 3 warm up")
     parser.add_argument("--rounds", type=int, default=2, help="processes per variant, in turn")
     parser.add_argument("--against", metavar="REV", help="also time this git revision")
+    parser.add_argument("--busy", type=int, metavar="N", help="also time train, N busy")
+    parser.add_argument("--threads", type=int, nargs="+", metavar="T", help="BLAS threads to time")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    runs = {name: (ROOT / "src", *spec) for name, spec in VARIANTS.items()}
+    counts = args.threads or [0]  # 0: the pinned count
+    runs = {
+        name + (f"@{t}thr" if args.threads else ""): (ROOT / "src", *spec, t)
+        for t in counts
+        for name, spec in VARIANTS.items()
+    }
     with tempfile.TemporaryDirectory() as scratch:
         if args.against:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
                             scratch + "/rev", args.against], check=True)  # fmt: skip
             for name in ("train", "train_unshifted"):
-                runs[f"{name}@{args.against}"] = (Path(scratch) / "rev/src", *VARIANTS[name])
+                runs[f"{name}@{args.against}"] = (Path(scratch) / "rev/src", *VARIANTS[name], 0)
+        # the default recipe on a busy machine: each train variant but the unshifted one
+        loaded = {n: run for n, run in runs.items() if args.busy and n.split("@")[0] == "train"}
         try:
             epochs: dict[str, list[float]] = {name: [] for name in runs}
+            epochs.update({f"{name}_loaded": [] for name in loaded})
             for _ in range(args.rounds):  # in turn: drift on a shared machine hits all alike
-                for name, (src, mode, overrides) in runs.items():
-                    epochs[name] += epoch_seconds(src, mode, args.epochs, overrides)[3:]
+                for name, (src, mode, overrides, threads) in runs.items():
+                    epochs[name] += epoch_seconds(src, mode, args.epochs, overrides, threads)[3:]
+                with busy(args.busy or 0):
+                    for name, (src, mode, overrides, threads) in loaded.items():
+                        times = epoch_seconds(src, mode, args.epochs, overrides, threads)
+                        epochs[f"{name}_loaded"] += times[3:]
         finally:
             if args.against:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
@@ -168,18 +207,31 @@ def main() -> None:
         "data": "data/processed" if (DATA / "train.npz").exists() else "synthetic",
         "cpu": cpu_model(),
         **seconds,
-        "train_over_bound": round(seconds["train_s"] / seconds["bound_s"], 3),
-        "unshifted_over_bound": round(seconds["train_unshifted_s"] / seconds["bound_s"], 3),
     }
+    for t in counts:  # the ratios, per thread count
+        tag = f"@{t}thr" if args.threads else ""
+        bound = seconds[f"bound{tag}_s"]
+        result[f"train_over_bound{tag}"] = round(seconds[f"train{tag}_s"] / bound, 3)
+        result[f"unshifted_over_bound{tag}"] = round(seconds[f"train_unshifted{tag}_s"] / bound, 3)
+        if args.busy:
+            quiet, busy_s = seconds[f"train{tag}_s"], seconds[f"train{tag}_loaded_s"]
+            result[f"loaded_over_quiet{tag}"] = round(busy_s / quiet, 3)
+    if args.busy:
+        result["busy_processes"] = args.busy
+        if not args.threads:
+            result["quiet_s"], result["loaded_s"] = seconds["train_s"], seconds["train_loaded_s"]
     if args.json:
         print(json.dumps(result))
         return
     print(f"{result['cpu']}; {result['data']}, batch 128, hidden 128, float32")
     print(f"median epoch of {args.rounds} processes × {args.epochs - 3} epochs each")
+    if args.busy:
+        print(f"*_loaded: beside {args.busy} busy processes")
     print(f"{'variant':<28}{'s/epoch':>9}{'× bound':>9}")
     for name in epochs:
         s = seconds[f"{name}_s"]
-        print(f"{name:<28}{s:>9.3f}{s / seconds['bound_s']:>9.2f}")
+        tag = name[name.index("@") :].split("_")[0] if "@" in name and "thr" in name else ""
+        print(f"{name:<28}{s:>9.3f}{s / seconds[f'bound{tag}_s']:>9.2f}")
 
 
 def cpu_model() -> str:
