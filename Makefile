@@ -38,7 +38,6 @@ bench: $(VENV)/.installed
 	python bench/bench_queue.py
 	python bench/bench_augment.py
 	python bench/bench_predict.py
-	python bench/bench_serve.py
 	python bench/bench_check.py
 	python bench/bench_numerics.py
 	python bench/bench_history.py

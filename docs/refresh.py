@@ -1,8 +1,9 @@
 """`make docs`: refresh the pictures the README shows, from the committed run.
 
 Copies the plot stage's PNGs from data/plots (run `make run` first), and takes the
-screenshot of the draw-a-digit page: `mnistnet serve` on a free loopback port, Debian's
-headless Chromium (driven over the DevTools protocol by tests/cdp.py) drawing a 3 on the pad.
+screenshot of the draw-a-digit page: the site stage's data/site/index.html opened from disk in
+Debian's headless Chromium (driven over the DevTools protocol by tests/cdp.py), a 3 drawn on
+the pad.
 (docs/augmented_examples.png shows the `make accurate` recipe's copies: copy it from that
 experiment's data/plots after `dvc exp apply accurate-seed0`.)
 """
@@ -10,7 +11,6 @@ experiment's data/plots after `dvc exp apply accurate-seed0`.)
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -50,22 +50,16 @@ def screenshot() -> None:
     chromium = find_chromium()
     if chromium is None:
         sys.exit("no chromium: apt-get install -y chromium")
-    server = subprocess.Popen([sys.executable, "-m", "mnistnet.apps.cli", "serve", "--port", "0",
-                               "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        url = server.stdout.readline().split("at ", 1)[1].split()[0]
-        with Browser(chromium) as browser:
-            browser.open(url, "document.querySelector('#facts dd') !== null")
-            left, top, width = browser.evaluate(PAD_BOX)
-            for line in THREE:
-                points = [(left + x * width / 280, top + y * width / 280) for x, y in line]
-                browser.drag([*interpolate(points), points[-1]])
-            browser.wait_for("pad.dataset.pending === '0' && digit.textContent !== '–'")
-            browser.screenshot(ROOT / "docs/serve.png")
-            print(f"docs/serve.png (the page reads {browser.evaluate('digit.textContent')})")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with Browser(chromium) as browser:
+        page = (ROOT / "data/site/index.html").as_uri()
+        browser.open(page, "document.querySelector('#facts dd') !== null")
+        left, top, width = browser.evaluate(PAD_BOX)
+        for line in THREE:
+            points = [(left + x * width / 280, top + y * width / 280) for x, y in line]
+            browser.drag([*interpolate(points), points[-1]])
+        browser.wait_for("digit.textContent !== '–'")
+        browser.screenshot(ROOT / "docs/site.png")
+        print(f"docs/site.png (the page reads {browser.evaluate('digit.textContent')})")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_serve_help_shows_every_default(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    for default in ("data/model/model.npz", "data/eval/metrics.json", "127.0.0.1", "8000"):
+    for default in ("data/site", "8000"):
         assert f"(default: {default})" in help_text
 
 

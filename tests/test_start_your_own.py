@@ -25,12 +25,11 @@ def code_blocks(language: str) -> list[str]:
 def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
     project, src = dvc_project, dvc_project.root / "src/mnistnet"
     # 2. delete the apps the guide names, and their lines of the module map
-    for name in ("predict.py", "serve.py", "report.py", "experiments.py"):
+    for name in ("predict.py", "report.py", "experiments.py"):
         assert f"`{name}`" in GUIDE
         (src / "apps" / name).unlink()
-    shutil.rmtree(src / "apps/web")
     init = src / "__init__.py"
-    init.write_text(re.sub(r"  - ``(predict|serve|report|experiments)``.*\n", "", init.read_text()))
+    init.write_text(re.sub(r"  - ``(predict|report|experiments)``.*\n", "", init.read_text()))
 
     # 3. another dataset: digests of a local copy, as the guide shows
     other = make_tiny_mnist(n_train=300, n_test=80, seed=7)  # not the tests' usual one

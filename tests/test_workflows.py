@@ -54,7 +54,7 @@ def actionlint(*files: Path) -> list[dict]:
 
 
 def test_actionlint_passes_every_workflow_and_catches_a_planted_mistake(tmp_path):
-    assert [w.name for w in WORKFLOWS] == ["pr-report.yml", "sweep.yml", "tests.yml"]
+    assert [w.name for w in WORKFLOWS] == ["pages.yml", "pr-report.yml", "sweep.yml", "tests.yml"]
     assert actionlint(*WORKFLOWS) == []
     bad = tmp_path / "bad.yml"
     bad.write_text(
@@ -108,8 +108,14 @@ def test_actions_are_pinned_permissions_are_least_and_scripts_hold_no_event_text
                 assert re.fullmatch(r"actions/[a-z-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
             assert "github.event" not in step.get("run", ""), step["run"]
             assert "inputs." not in step.get("run", ""), step["run"]
-    # write access exactly where a job needs it: the report comment, the experiment refs
-    assert writes == {"pr-report/report/pull-requests": "write", "sweep/run/contents": "write"}
+    # write access exactly where a job needs it: the report comment, the experiment refs, and
+    # the Pages deployment (its token proves where it comes from)
+    assert writes == {
+        "pr-report/report/pull-requests": "write",
+        "sweep/run/contents": "write",
+        "pages/deploy/pages": "write",
+        "pages/deploy/id-token": "write",
+    }
     pins = {line.split("@")[1] for p in WORKFLOWS for line in p.read_text().splitlines()
             if "uses: actions/" in line}  # fmt: skip
     assert all(re.fullmatch(r"[0-9a-f]{40} # v\d+\.\d+\.\d+", pin) for pin in pins), pins
@@ -302,7 +308,7 @@ class Runner:
 
     def play(self, step: dict, clone: Path) -> None:
         action = step["uses"].split("@")[0]
-        if action == "actions/upload-artifact":
+        if action in ("actions/upload-artifact", "actions/upload-pages-artifact"):
             uploaded = clone / step["with"]["path"]
             assert uploaded.is_dir() and any(uploaded.iterdir()), f"nothing at {uploaded}"
             self.artifact = uploaded
@@ -458,6 +464,22 @@ def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team
     run([sys.executable, "-m", "dvc", "exp", "apply", matrix[1]["name"]], teammate, env=mate)
     status = run([sys.executable, "-m", "dvc", "status"], teammate, env=mate).stdout
     assert "up to date" in status
+
+
+def test_the_pages_workflow_publishes_the_site_pulled_from_the_remote(team, tmp_path):
+    project, origin, remote, env = team
+    workflow = load("pages.yml")
+    assert workflow[True] == {"push": {"tags": ["v*"]}, "workflow_dispatch": None}
+    runner = Runner(tmp_path, github(remote), env)
+    assert runner.job("build", workflow["jobs"]["build"], (str(origin), "main")) == "success"
+    made = runner.output("build", "Make the site")
+    assert "Running stage 'train'" not in made  # pulled, not retrained
+    site = runner.artifact  # what upload-pages-artifact was given
+    assert (site / "model.js").read_bytes() == (project.root / "data/site/model.js").read_bytes()
+    assert (site / "index.html").is_file()
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert [step["uses"].split("@")[0] for step in deploy["steps"]] == ["actions/deploy-pages"]
 
 
 def test_a_bad_sweep_grid_stops_before_any_job_with_the_reason(team, tmp_path):

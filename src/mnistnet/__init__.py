@@ -24,12 +24,13 @@ call into this package. Its folders, in reading order:
   - ``plots``      the PNG figures of the plot stage
   - ``plots_html`` the offline HTML template for ``dvc plots show``
 - ``apps/``        what is built on a trained model; no stage imports these
-  - ``cli``        the ``mnistnet`` command
+  - ``cli``        the ``mnistnet`` command (``serve``: the site folder on 127.0.0.1)
   - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the table of keys
   - ``experiments`` ``mnistnet experiments``: every experiment in a table that fits the terminal
   - ``predict``    reading, normalizing and classifying your own digit images
-  - ``serve``      ``mnistnet serve``: the draw-a-digit page and its API (page in ``web/``)
   - ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
+- ``site/``        the draw-a-digit page, the network running in it (page files beside)
+  - ``build``      the static folder: the page, its scripts, the weights and the model's facts
 - ``pipeline/``    what every stage shares
   - ``config``     params sections as typed models, and whether a plan fits in memory
   - ``errors``     the failures the project expects, one class each

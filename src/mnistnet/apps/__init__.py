@@ -1,4 +1,4 @@
-"""What is built on a trained model: the ``mnistnet`` command, predict, serve, report.
+"""What is built on a trained model: the ``mnistnet`` command, predict, report.
 
 Stages never import from here.
 """

@@ -1,7 +1,8 @@
 """The ``mnistnet`` command.
 
 - ``mnistnet predict IMAGE…`` classifies your own digit images with the trained model.
-- ``mnistnet serve`` serves a local page: draw a digit and watch the model read it.
+- ``mnistnet serve`` serves the site stage's page (``data/site``) on 127.0.0.1, for those who
+  prefer a URL to opening ``data/site/index.html``: the network runs in the page.
 - ``mnistnet check [PARAMS]`` validates every section of params.yaml. ``make run`` calls it
   before ``dvc repro`` because DVC deletes a stage's outputs before running it: a typo found
   here costs nothing, the same typo found inside a stage leaves that stage's outputs to be
@@ -29,7 +30,6 @@ from mnistnet.pipeline import numerics  # imports no NumPy
 from mnistnet.pipeline.errors import Error, NumericsError
 
 DEFAULT_MODEL = "data/model/model.npz"
-DEFAULT_METRICS = "data/eval/metrics.json"
 
 
 def error(message: str) -> None:
@@ -174,11 +174,29 @@ def port_number(text: str) -> int:
     return port
 
 
-def host_name(text: str) -> str:
-    """``--host``: an address or name to bind, never empty (waitress would take "" for all)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("empty: give an address such as 127.0.0.1 or 0.0.0.0")
-    return text.strip()
+def serve(site: str, port: int) -> int:
+    """Serve the folder ``site`` on 127.0.0.1 until Ctrl-C: the standard library's static
+    file server, for viewing on this machine only (it is not hardened for a network)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    if not os.path.isfile(os.path.join(site, "index.html")):
+        error(f"{site}/index.html: no site there. Build it with: dvc repro site")
+        return 1
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=site)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as e:
+        error(f"cannot listen on 127.0.0.1:{port} ({e.strerror}); try another --port")
+        return 1
+    with server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        print(f"serving {site} at {url} (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -202,12 +220,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON record per image")
     p = command("check", "validate params.yaml before a run")
     p.add_argument("params", nargs="?", default="params.yaml", help="the params file to validate")
-    p = command("serve", "a local page: draw a digit, watch the model read it")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model file")
-    p.add_argument("--metrics", default=DEFAULT_METRICS, help="test metrics shown on the page")
-    p.add_argument("--host", type=host_name, default="127.0.0.1", help="address to bind")
+    p = command("serve", "the draw-a-digit page (data/site) on 127.0.0.1, for local viewing")
+    p.add_argument("--site", default="data/site", help="the site stage's folder")
     p.add_argument("--port", type=port_number, default=8000, help="port; 0 = any free one")
-    p.add_argument("--quiet", action="store_true", help="no line per request")
     p = command("schema", "the JSON Schema of params.yaml, for editors")
     p.add_argument("--out", help="write it to this file (e.g. params.schema.json)")
     p.add_argument("--markdown", action="store_true", help="print docs/parameters.md's table")
@@ -240,11 +255,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "digests":
         return digests(args.url)
     if args.command == "serve":
-        from mnistnet.apps.serve import serve
-
-        if not apply_numerics():  # as evaluate and predict run
-            return 1
-        return serve(args.model, args.metrics, args.host, args.port, args.quiet)
+        return serve(args.site, args.port)
     from mnistnet.evaluation.plots_html import write_offline_template
 
     write_offline_template(args.path)

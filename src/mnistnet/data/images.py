@@ -21,20 +21,18 @@ Arrays (``.npy``/``.npz`` of 28×28 images) are taken as already MNIST-shaped: `
 0–255 goes through ``normalize``; floats must already be in [0, 1]. Every file is read
 through checks first (only a regular file is read; its first bytes say what it is; its size,
 and what an archive expands to, are bounded; an array's header must match its size),.
-``mnistnet predict``, ``mnistnet serve`` and the robustness stage's ``own`` variant (your
-own digits, ``read_labelled_folder``) all read images through here.
+``mnistnet predict`` and the robustness stage's ``own`` variant (your own digits,
+``read_labelled_folder``) read images through here; the site's page does the same steps in
+JavaScript (``site/mnistnet.js``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
 import struct
 import warnings
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +47,6 @@ BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
 MIN_CONTRAST = 16  # on a 0–255 scale: less than this between paper and ink is a blank image
 WORK_SIDE = 96  # larger images are first shrunk by an integer factor to about this size
-DECODER_BUFFERS = 2**20  # bytes: zlib's window and a few rows, whatever the image's size
 MAX_PIXELS = 40_000_000  # larger declared images are refused before decoding (12 MP is fine)
 # A phone photo is a few MB; larger files are not read at all, nor is an array file whose
 # arrays would expand to more (a small deflated .npz can declare gigabytes)
@@ -106,29 +103,6 @@ def work_mode(image: Image.Image) -> str:
     if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
         return "RGB"  # CMYK, YCbCr, …
     return image.mode
-
-
-def decode_bytes(image: Image.Image) -> int:
-    """The most memory that decoding ``image`` (opened, not loaded) and ``small_gray`` hold
-    at once, in bytes: the decoded pixels, plus either the copy an EXIF rotation makes, or
-    the converted copy and, with alpha, the premultiplied one that Image.reduce works on;
-    and the decoder's own buffers. Within 0.05 bytes a pixel of the RSS measured for each
-    PNG mode, rotated or not, and above it (tests/test_serve.py checks a server's peak).
-
-    Pillow keeps 1 byte a pixel for "1", "L" and "P", 2 for "I;16", and 4 for every other
-    mode, RGB included. A 1-bit, palette or 16-bit image is small to decode but converted
-    to 4 bytes a pixel: a 40 Mpx palette PNG with a transparent colour holds 9 bytes a pixel.
-    """
-    width, height = image.size
-    own, mode = pixel_bytes(image.mode), work_mode(image)
-    converted = pixel_bytes(mode) if mode != image.mode else 0
-    premultiplied = 4 if mode in ("LA", "RGBA") and max(image.size) // WORK_SIDE > 1 else 0
-    return width * height * max(2 * own, own + converted + premultiplied) + DECODER_BUFFERS
-
-
-def pixel_bytes(mode: str) -> int:
-    """Bytes Pillow stores per pixel of ``mode``."""
-    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
 
 
 def gray_pixels(image: Image.Image) -> np.ndarray:
@@ -217,15 +191,12 @@ def file_kind(head: bytes) -> str | None:
     return next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
 
 
-def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] | None = None):
+def decode_image(data: bytes):
     """A PNG or JPEG file's bytes → float32 (1, 784) in [0, 1], normalized like MNIST.
 
     Raises ``DataError`` for bytes that are not a readable PNG/JPEG, a truncated file, an
     image over ``MAX_PIXELS`` (checked from the header, before any pixel is decoded: a small
-    file can declare a huge image), or a blank one. Decoding holds at most
-    ``decode_bytes(image)`` (a JPEG decodes at a reduced scale), and ``reserve(nbytes)``,
-    when given, is held around it: what a server uses to bound the memory of all decodes at
-    once (``serve.DecodeBudget``).
+    file can declare a huge image), or a blank one. A JPEG decodes at a reduced scale.
     """
     if file_kind(data[:8]) != "image":
         raise DataError(f"not a PNG or JPEG image (it starts {data[:8]!r})")
@@ -242,11 +213,9 @@ def decode_image(data: bytes, reserve: Callable[[int], AbstractContextManager] |
                 )
             if image.format == "JPEG":  # the decoder scales by 1/2 to 1/8 as it reads
                 image.draft("CMYK" if image.mode == "CMYK" else "L", (2 * WORK_SIDE,) * 2)
-            need = decode_bytes(image)  # after draft: a JPEG's reduced size and mode
-            with reserve(need) if reserve else contextlib.nullcontext():
-                image.load()
-                ImageOps.exif_transpose(image, in_place=True)  # a phone's portrait, upright
-                small = small_gray(image)
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # a phone's portrait, upright
+            small = small_gray(image)
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

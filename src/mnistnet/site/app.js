@@ -1,22 +1,21 @@
-// Drawing pad → POST /api/predict (a PNG) → the digit, ten bars, and the 28×28 input.
-// No libraries: pointer events cover mouse, touch and pen alike.
+// The page: a drawing pad, or an opened or dropped image → mnistnet.normalize → predict →
+// the digit, ten bars, and the 28×28 input. No libraries, no server: pointer events cover
+// mouse, touch and pen alike, and the network runs here (mnistnet.js).
 "use strict";
 
 const pad = document.getElementById("pad");
-const ctx = pad.getContext("2d");
+const ctx = pad.getContext("2d", { willReadFrequently: true });
 const seen = document.getElementById("seen").getContext("2d");
 const digit = document.getElementById("digit");
 const message = document.getElementById("message");
 const bars = document.getElementById("bars");
 const EMPTY = message.textContent; // what to do before anything is drawn
 const INK_WIDTH = 20; // px on the 280 px pad: MNIST strokes are ~2-3 of 28 px wide
-let latest = 0; // the number of the newest request: answers to older ones are dropped
+const MAX_PIXELS = 40_000_000; // as data/images.py: larger images are not read
 
 function clearPad() {
-  latest += 1; // an answer still on its way is for a drawing that is gone
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
-  digit.value = "–";
   digit.textContent = "–";
   message.textContent = EMPTY;
   message.className = "message";
@@ -46,8 +45,7 @@ for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
     if (last === null) return;
     last = null;
-    const mine = request(); // numbered now: toBlob answers later
-    pad.toBlob((blob) => send(blob, "image/png", mine), "image/png");
+    read(ctx.getImageData(0, 0, pad.width, pad.height));
   });
 }
 
@@ -62,29 +60,17 @@ function stroke(from, to) {
   ctx.stroke();
 }
 
-let inflight = 0; // requests not answered yet, shown as pad.dataset.pending (tests wait on it)
-
-function request() {
-  pad.dataset.pending = ++inflight;
-  return ++latest;
-}
-
-async function send(body, type, mine) {
-  let reply;
+// An image's pixels → the model's answer on the page (pad.dataset.answered counts them).
+function read({ data, width, height }) {
+  let pixels;
   try {
-    const response = await fetch("/api/predict", {
-      method: "POST", headers: { "Content-Type": type }, body,
-    });
-    reply = await response.json();
+    pixels = mnistnet.normalize(data, width, height);
   } catch (error) {
-    if (mine === latest) showError(`the server did not answer (${error.message})`);
+    showError(error.message);
     return;
-  } finally {
-    pad.dataset.pending = --inflight;
   }
-  if (mine !== latest) return; // a later stroke was sent meanwhile: its answer wins
-  if (reply.error) return showError(reply.error);
-  showPrediction(reply);
+  showPrediction(mnistnet.predict(pixels), pixels);
+  pad.dataset.answered = String(Number(pad.dataset.answered || 0) + 1);
 }
 
 function showError(text) {
@@ -94,7 +80,8 @@ function showError(text) {
   bars.replaceChildren();
 }
 
-function showPrediction({ digit: best, probabilities, normalized }) {
+function showPrediction(probabilities, pixels) {
+  const best = probabilities.indexOf(Math.max(...probabilities));
   digit.textContent = String(best);
   message.textContent = `${(100 * probabilities[best]).toFixed(1)} % sure`;
   message.className = "message";
@@ -107,39 +94,47 @@ function showPrediction({ digit: best, probabilities, normalized }) {
     return item;
   }));
   const image = seen.createImageData(28, 28);
-  normalized.forEach((v, i) => {
+  pixels.forEach((v, i) => {
     const level = Math.round(255 * v);
     image.data.set([level, level, level, 255], 4 * i);
   });
   seen.putImageData(image, 0, 0);
 }
 
-function sendFile(file) {
+// A PNG or JPEG file: decoded by the browser (upright by its EXIF orientation), read at its
+// own size as data/images.py reads it, and shown on the pad, scaled to fit.
+async function openFile(file) {
   if (!file) return;
   if (!["image/png", "image/jpeg"].includes(file.type)) {
     return showError(`${file.name} is not a PNG or JPEG`);
   }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return showError(`${file.name} could not be decoded as an image`);
+  }
+  if (bitmap.width * bitmap.height > MAX_PIXELS) {
+    return showError(`${file.name} has ${bitmap.width}×${bitmap.height} pixels; at most ` +
+      `${MAX_PIXELS.toLocaleString("en")} are read`);
+  }
   clearPad();
-  const url = URL.createObjectURL(file);
-  const img = new Image();
-  img.onload = () => {  // show it on the pad, scaled to fit; the original bytes are sent
-    const scale = Math.min(pad.width / img.width, pad.height / img.height);
-    const w = img.width * scale, h = img.height * scale;
-    ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
-    URL.revokeObjectURL(url);
-  };
-  img.src = url;
-  send(file, file.type, request());
+  const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+  const w = bitmap.width * scale, h = bitmap.height * scale;
+  ctx.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+  const full = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
+  full.drawImage(bitmap, 0, 0);
+  read(full.getImageData(0, 0, bitmap.width, bitmap.height));
 }
 
 document.getElementById("clear").addEventListener("click", clearPad);
-document.getElementById("file").addEventListener("change", (e) => sendFile(e.target.files[0]));
+document.getElementById("file").addEventListener("change", (e) => openFile(e.target.files[0]));
 pad.addEventListener("dragover", (e) => { e.preventDefault(); pad.classList.add("dragging"); });
 pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
 pad.addEventListener("drop", (e) => {
   e.preventDefault();
   pad.classList.remove("dragging");
-  sendFile(e.dataTransfer.files[0]);
+  openFile(e.dataTransfer.files[0]);
 });
 
 function augmentation(copies, shift) {
@@ -149,21 +144,18 @@ function augmentation(copies, shift) {
   return parts.length ? parts.join(", ") : "none";
 }
 
-async function showFacts() {
-  const facts = await (await fetch("/api/model")).json();
-  const t = facts.train || {};
-  const a = facts.augment;
+function showFacts(facts) {
+  const t = facts.train;
   const rows = [
     ["network", `784 → ${facts.hidden_size} (ReLU) → 10`],
-    ["test accuracy", facts.test_accuracy == null ? "not measured (run dvc repro)"
+    ["test accuracy", facts.test_accuracy === null ? "not measured"
       : `${(100 * facts.test_accuracy).toFixed(2)} %`],
     ["training", `${t.epochs} epochs, ${t.optimizer}, lr ${t.lr} (${t.lr_schedule}), ` +
       `batch ${t.batch_size || "full"}, ${t.dtype}, seed ${t.seed}`],
-    ["augmentation", augmentation(a && a.copies, t.shift)],
-    ["file", facts.model],
+    ["augmentation", augmentation(facts.augment && facts.augment.copies, t.shift)],
+    ["model", `md5 ${facts.model_md5} (as dvc.lock lists data/model/model.npz)`],
   ];
-  const list = document.getElementById("facts");
-  list.replaceChildren(...rows.flatMap(([k, v]) => {
+  document.getElementById("facts").replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
     const dd = document.createElement("dd");
     dt.textContent = k;
@@ -173,4 +165,4 @@ async function showFacts() {
 }
 
 clearPad();
-showFacts();
+showFacts(mnistnet.facts);
