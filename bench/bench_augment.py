@@ -66,8 +66,20 @@ def main() -> None:
     trees = {"1 thread": (ROOT / "src", 1), f"{THREADS} threads": (ROOT / "src", THREADS)}
     with tempfile.TemporaryDirectory() as scratch:
         if args.against:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
-                            scratch + "/rev", args.against], check=True)  # fmt: skip
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "-q",
+                    "--detach",
+                    scratch + "/rev",
+                    args.against,
+                ],
+                check=True,
+            )
             trees[args.against] = (Path(scratch) / "rev/src", None)
         try:
             best = {(r, t): float("inf") for r in RECIPES for t in trees}
@@ -78,11 +90,15 @@ def main() -> None:
                         best[recipe, tree] = min(best[recipe, tree], s)
         finally:
             if args.against:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                scratch + "/rev"], check=True)  # fmt: skip
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", scratch + "/rev"],
+                    check=True,
+                )
 
-    print(f"seconds per distorted copy of {args.samples} images ({COPIES} copies made), "
-          f"best of {args.repeats}")  # fmt: skip
+    print(
+        f"seconds per distorted copy of {args.samples} images ({COPIES} copies made), "
+        f"best of {args.repeats}"
+    )
     print(f"{'distortion':<34}" + "".join(f"{tree:>14}" for tree in trees))
     for recipe in RECIPES:
         print(f"{recipe:<34}" + "".join(f"{best[recipe, tree]:>14.2f}" for tree in trees))

@@ -61,8 +61,12 @@ def measure(mode: str, samples: int, repeats: int) -> dict:
     if mode == "native":
         env[numerics.OPT_OUT] = "native"
         # this process pinned its own environment on import: undo that as well
-        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                     "NPY_DISABLE_CPU_FEATURES"):  # fmt: skip
+        for name in (
+            "OPENBLAS_CORETYPE",
+            "OPENBLAS_L2_SIZE",
+            "OPENBLAS_NUM_THREADS",
+            "NPY_DISABLE_CPU_FEATURES",
+        ):
             env.pop(name, None)
     command = [sys.executable, __file__, "--child", "--samples", str(samples)]
     output = subprocess.run(

@@ -89,8 +89,15 @@ def hostile(folder: Path) -> list[str]:
     with open(folder / "zeros.png", "wb") as f:
         f.truncate(2**30)
     (folder / "empty-folder").mkdir()
-    names = ["text-bomb.png", "corrupt.png", "huge-header.npy", "a-gigabyte.png", "zeros.png",
-             "empty-folder", "missing.png"]  # fmt: skip
+    names = [
+        "text-bomb.png",
+        "corrupt.png",
+        "huge-header.npy",
+        "a-gigabyte.png",
+        "zeros.png",
+        "empty-folder",
+        "missing.png",
+    ]
     return [str(folder / name) for name in names]
 
 
@@ -106,9 +113,11 @@ class Run:
     def __str__(self) -> str:
         first = "no answer" if self.first_line is None else f"first answer {self.first_line:.2f} s"
         status = "killed" if self.returncode is None else f"exit status {self.returncode}"
-        return (f"{self.seconds:.2f} s ({first}), peak {self.peak_bytes / 2**20:,.0f} MiB, "
-                f"{self.lines:,} answers, {len(self.stderr.splitlines()):,} error lines, "
-                f"{status}")  # fmt: skip
+        return (
+            f"{self.seconds:.2f} s ({first}), peak {self.peak_bytes / 2**20:,.0f} MiB, "
+            f"{self.lines:,} answers, {len(self.stderr.splitlines()):,} error lines, "
+            f"{status}"
+        )
 
 
 def watched(command: list[str], limit: float = 600) -> Run:
@@ -124,8 +133,10 @@ def watched(command: list[str], limit: float = 600) -> Run:
                 first[0] = time.perf_counter() - started
             lines[0] += 1
 
-    readers = [threading.Thread(target=read_stdout),
-               threading.Thread(target=lambda: stderr.append(process.stderr.read()))]  # fmt: skip
+    readers = [
+        threading.Thread(target=read_stdout),
+        threading.Thread(target=lambda: stderr.append(process.stderr.read())),
+    ]
     for reader in readers:
         reader.start()
     while process.poll() is None and time.perf_counter() - started < limit:
@@ -145,8 +156,14 @@ def watched(command: list[str], limit: float = 600) -> Run:
     for reader in readers:
         reader.join()
     took = time.perf_counter() - started
-    return Run(took, first[0], peak, lines[0], stderr[0].decode(errors="replace"),
-               None if killed else process.returncode)  # fmt: skip
+    return Run(
+        took,
+        first[0],
+        peak,
+        lines[0],
+        stderr[0].decode(errors="replace"),
+        None if killed else process.returncode,
+    )
 
 
 def deflate_bomb(path: Path, images: int) -> None:
@@ -172,10 +189,35 @@ def deflate_bomb(path: Path, images: int) -> None:
     stream_size = len(start) + whole * len(repeat) + len(tail)
     declared = len(header.getvalue()) + size
     name = b"x.npy"
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, stream_size,
-                        declared, len(name), 0) + name  # fmt: skip
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc,
-                          stream_size, declared, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, stream_size, declared, len(name), 0
+        )
+        + name
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            8,
+            0,
+            0x21,
+            crc,
+            stream_size,
+            declared,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
     with open(path, "wb") as f:
         f.write(local + start)
         for _ in range(whole):
@@ -242,16 +284,19 @@ def pngs(command: list[str]) -> None:
         array = timed([*command, str(batch)])
         bad = hostile(Path(folder))
         started = time.perf_counter()
-        mixed = subprocess.run([*command, *paths[:500], *bad, *paths[500:]],
-                               capture_output=True, text=True)  # fmt: skip
+        mixed = subprocess.run(
+            [*command, *paths[:500], *bad, *paths[500:]], capture_output=True, text=True
+        )
         took = time.perf_counter() - started
     print(f"predict, 1 PNG file:           {one:.3f} s (start-up: Python, imports, model load)")
     print(f"predict, 1,000 PNG files:      {many:.3f} s ({many - one:.3f} s beyond start-up)")
     print(f"predict, one .npy of 1,000:    {array:.3f} s ({array - one:.3f} s beyond start-up)")
     errors = mixed.stderr.splitlines()
-    print(f"predict, 1,000 PNGs and {len(bad)} hostile files: {took:.3f} s, "
-          f"{len(mixed.stdout.splitlines())} answers, {len(errors)} error lines, exit status "
-          f"{mixed.returncode}, traceback: {'Traceback' in mixed.stderr}")  # fmt: skip
+    print(
+        f"predict, 1,000 PNGs and {len(bad)} hostile files: {took:.3f} s, "
+        f"{len(mixed.stdout.splitlines())} answers, {len(errors)} error lines, exit status "
+        f"{mixed.returncode}, traceback: {'Traceback' in mixed.stderr}"
+    )
     for line in errors:
         print(f"  {line.replace(folder, '…')[:140]}")
 

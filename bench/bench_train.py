@@ -181,8 +181,20 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as scratch:
         if args.against:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
-                            scratch + "/rev", args.against], check=True)  # fmt: skip
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "-q",
+                    "--detach",
+                    scratch + "/rev",
+                    args.against,
+                ],
+                check=True,
+            )
             for name in ("train", "train_unshifted"):
                 runs[f"{name}@{args.against}"] = (Path(scratch) / "rev/src", *VARIANTS[name], 0)
         # the default recipe on a busy machine: each train variant but the unshifted one
@@ -199,8 +211,10 @@ def main() -> None:
                         epochs[f"{name}_loaded"] += times[3:]
         finally:
             if args.against:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                scratch + "/rev"], check=True)  # fmt: skip
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", scratch + "/rev"],
+                    check=True,
+                )
 
     seconds = {f"{name}_s": round(median(times), 4) for name, times in epochs.items()}
     result = {

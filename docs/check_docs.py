@@ -29,9 +29,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", "docs/experiments.md", "docs/sharing.md", "docs/parameters.md",
-         "docs/predict-and-serve.md", "docs/reproducibility.md", "docs/recipes.md",
-         "docs/ci.md", "docs/failures.md", "docs/layout.md", "docs/start-your-own.md"]  # fmt: skip
+PAGES = [
+    "README.md",
+    "docs/experiments.md",
+    "docs/sharing.md",
+    "docs/parameters.md",
+    "docs/predict-and-serve.md",
+    "docs/reproducibility.md",
+    "docs/recipes.md",
+    "docs/ci.md",
+    "docs/failures.md",
+    "docs/layout.md",
+    "docs/start-your-own.md",
+]
 BLOCK = re.compile(r"(<!-- docs-check: skip: (.*?) -->\s*\n)?```console\n(.*?)```", re.DOTALL)
 
 
@@ -77,8 +87,13 @@ def main() -> int:
         origin = Path(work) / "upstream.git"
         subprocess.run(["git", "clone", "-q", "--bare", str(ROOT), str(origin)], check=True)
         subprocess.run(["git", "remote", "set-url", "origin", str(origin)], cwd=clone, check=True)
-        env = {**os.environ, "PATH": f"{clone}/.venv/bin:{os.environ['PATH']}",
-               "DVC_NO_ANALYTICS": "1", "COLUMNS": "100", "WORK": work}  # fmt: skip
+        env = {
+            **os.environ,
+            "PATH": f"{clone}/.venv/bin:{os.environ['PATH']}",
+            "DVC_NO_ANALYTICS": "1",
+            "COLUMNS": "100",
+            "WORK": work,
+        }
         ran = skipped = 0
         for page in PAGES:
             for match in BLOCK.finditer((clone / page).read_text()):
@@ -99,8 +114,7 @@ def main() -> int:
                     missing = [p for p in printed if compared(p) and normal(p) not in normal(text)]
                     if status not in (0, *expected_status(printed)) or missing:
                         tail = text[-3000:]
-                        print(f"{page}: `{command}` exited {status}; "
-                              f"missing {missing[:3]}\n{tail}")  # fmt: skip
+                        print(f"{page}: `{command}` exited {status}; missing {missing[:3]}\n{tail}")
                         return 1
                     ran += 1
         print(f"{ran} commands ran as the pages show; {skipped} blocks skipped")
@@ -111,9 +125,15 @@ def run(command: str, printed: list[str], cwd: Path, env: dict) -> tuple[int, st
     """Run ``command``; its exit status and all it printed. A server (its page shows
     "Ctrl-C") gets Ctrl-C once it has printed what the page shows, or after a minute."""
     with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, text=True,
-                                   preexec_fn=ctrl_c_works)  # fmt: skip
+        process = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=ctrl_c_works,
+        )
         if any("Ctrl-C" in line for line in printed):
             shown = [p for p in printed if p.strip()]
             deadline = time.monotonic() + 60

@@ -18,11 +18,25 @@ import matplotlib
 from PIL import Image, ImageDraw, ImageFont
 
 FONTS = [  # regular, bold and slanted faces of the three families matplotlib ships
-    "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
-    "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
-    "DejaVuSansMono", "DejaVuSansMono-Bold", "STIXGeneral", "STIXGeneralBol",
-    "STIXGeneralItalic", "STIXGeneralBolIta", "cmr10", "cmss10", "cmtt10", "cmb10",
-]  # fmt: skip
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSans-BoldOblique",
+    "DejaVuSerif",
+    "DejaVuSerif-Bold",
+    "DejaVuSerif-Italic",
+    "DejaVuSerif-BoldItalic",
+    "DejaVuSansMono",
+    "DejaVuSansMono-Bold",
+    "STIXGeneral",
+    "STIXGeneralBol",
+    "STIXGeneralItalic",
+    "STIXGeneralBolIta",
+    "cmr10",
+    "cmss10",
+    "cmtt10",
+    "cmb10",
+]
 SIDE, PAPER, INK = 64, 235, 30  # pixels; a light gray page, near-black ink
 
 
@@ -34,8 +48,9 @@ def render(folder: Path) -> int:
         for name in FONTS:
             font = ImageFont.truetype(str(fonts / f"{name}.ttf"), size=44)
             image = Image.new("L", (SIDE, SIDE), PAPER)
-            ImageDraw.Draw(image).text((SIDE / 2, SIDE / 2), str(digit), fill=INK, font=font,
-                                       anchor="mm")  # fmt: skip
+            ImageDraw.Draw(image).text(
+                (SIDE / 2, SIDE / 2), str(digit), fill=INK, font=font, anchor="mm"
+            )
             image.save(folder / str(digit) / f"{name}.png", optimize=True)
     return 10 * len(FONTS)
 

@@ -27,8 +27,10 @@ PLOTS = [
     "robustness",
 ]
 PAD_BOX = "(() => { const r = pad.getBoundingClientRect(); return [r.left, r.top, r.width]; })()"
-THREE = [[(95, 70), (150, 50), (190, 80), (150, 135)],
-         [(150, 135), (200, 175), (180, 225), (110, 235), (85, 210)]]  # fmt: skip
+THREE = [
+    [(95, 70), (150, 50), (190, 80), (150, 135)],
+    [(150, 135), (200, 175), (180, 225), (110, 235), (85, 210)],
+]
 
 
 def interpolate(points: list[tuple[float, float]], steps: int = 10) -> list[tuple[float, float]]:

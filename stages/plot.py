@@ -56,11 +56,19 @@ def main() -> None:
     pool, _ = load_pool(args.pool, len(x_train))
     shift = meta["train"].get("shift", 0)  # what the model was trained with
     # what the network sees: a few training images in successive epochs
-    views = epoch_views(x_train[:EXAMPLES], y_train[:EXAMPLES], pool[:, :EXAMPLES], shift,
-                        EPOCHS_SHOWN)  # fmt: skip
+    views = epoch_views(
+        x_train[:EXAMPLES], y_train[:EXAMPLES], pool[:, :EXAMPLES], shift, EPOCHS_SHOWN
+    )
     trained = meta["train"]  # the settings that made the model: its start can be redrawn
-    start = init_params(Streams.from_seed(trained["seed"]).init, PIXELS, hidden, CLASSES,
-                        trained["init"], trained["init_scale"], params["W1"].dtype)  # fmt: skip
+    start = init_params(
+        Streams.from_seed(trained["seed"]).init,
+        PIXELS,
+        hidden,
+        CLASSES,
+        trained["init"],
+        trained["init_scale"],
+        params["W1"].dtype,
+    )
     unlearned = plots.cosine_to_start(params["W1"], start["W1"]) >= UNLEARNED
     units = slice(0, cfg.hidden_units or plots.MAX_UNITS_SHOWN)
 
@@ -72,7 +80,7 @@ def main() -> None:
             mistakes["true"],
             mistakes["predicted"],
             mistakes["confidence"],
-        ),  # fmt: skip
+        ),
         "first_layer_weights.png": plots.weight_images(
             params["W1"][:, units], unlearned[units], hidden
         ),

@@ -35,11 +35,21 @@ def main() -> None:
     copies = (npz_shape(args.pool, "pool") or (0,))[0]  # from its header, before loading it
     check_memory(cfg, len(x_train), len(x_val), copies)
     pool, pool_meta = load_pool(args.pool, len(x_train))
-    log(f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
-        f"validating on {len(x_val)}")  # fmt: skip
+    log(
+        f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
+        f"validating on {len(x_val)}"
+    )
     with history.open_log(args.live) as live:
-        params, _ = train(cfg, x_train, y_train, x_val, y_val, log, pool,
-                          on_epoch=lambda stats: history.log_epoch(live, stats))  # fmt: skip
+        params, _ = train(
+            cfg,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            log,
+            pool,
+            on_epoch=lambda stats: history.log_epoch(live, stats),
+        )
     save_model(args.model, params, cfg, data=data, augment=pool_meta["augment"])
 
 

@@ -103,7 +103,7 @@ CASES = [
         "preprocess.val_size: got 70000, but the training",
         schema=False,
         local=False,
-    ),  # fmt: skip
+    ),
     Bad(
         "augment",
         {"copies": -1},
@@ -142,7 +142,7 @@ CASES = [
     Bad("plot", {"misclassified": 101}, "plot.misclassified: Input should be less than or equal"),
     Bad(
         "plot", {"hidden_units": 200}, "plot.hidden_units: got 200, but", schema=False, local=False
-    ),  # fmt: skip
+    ),
     Bad("download", {"timeout": 0}, "download.timeout: Input should be greater than 0 (got 0)"),
 ]
 
@@ -155,10 +155,16 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 )  # under 1 KB that expand to 10^9 items
 FILES = [
     ("billion-laughs", LAUGHS.encode(), "an alias (*a): aliases are not read here"),
-    ("duplicate-key", b"train:\n  lr: 0.1\n  epochs: 3\n  lr: 0.5\n",
-     ":4:3: invalid YAML, found duplicate key \"lr\""),
+    (
+        "duplicate-key",
+        b"train:\n  lr: 0.1\n  epochs: 3\n  lr: 0.5\n",
+        ':4:3: invalid YAML, found duplicate key "lr"',
+    ),
     ("nested-20000", b"train: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested over 16 levels"),
-    ("latin-1", "train:\n  optimizer: sgd # d\xe9j\xe0 vu\n".encode("latin-1"),
-     ":2: byte 0xe9 is not UTF-8. Save the file as UTF-8."),
+    (
+        "latin-1",
+        "train:\n  optimizer: sgd # d\xe9j\xe0 vu\n".encode("latin-1"),
+        ":2: byte 0xe9 is not UTF-8. Save the file as UTF-8.",
+    ),
     ("50-MB", b"train:\n  optimizer: " + b"x" * 50_000_000 + b"\n", "over 1,048,576 bytes"),
-]  # fmt: skip
+]

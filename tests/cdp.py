@@ -18,10 +18,17 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0", "--window-size=1100,900",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+    "--window-size=1100,900",
+]
 
 
 def find_chromium() -> str | None:
@@ -37,8 +44,9 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="mnistnet-chromium-")
         self.process = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
         while not port_file.exists() or not port_file.read_text().strip():
@@ -71,8 +79,9 @@ class Browser:
                 return reply.get("result", {})
 
     def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)  # fmt: skip
+        result = self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -95,13 +104,26 @@ class Browser:
     def drag(self, points: list[tuple[float, float]]) -> None:
         """Press at the first point, move through the rest, release at the last."""
         mouse = {"button": "left", "clickCount": 1}
-        self.send("Input.dispatchMouseEvent", type="mousePressed", x=points[0][0],
-                  y=points[0][1], buttons=1, **mouse)  # fmt: skip
+        self.send(
+            "Input.dispatchMouseEvent",
+            type="mousePressed",
+            x=points[0][0],
+            y=points[0][1],
+            buttons=1,
+            **mouse,
+        )
         for x, y in points[1:]:
-            self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, buttons=1,
-                      button="left")  # fmt: skip
-        self.send("Input.dispatchMouseEvent", type="mouseReleased", x=points[-1][0],
-                  y=points[-1][1], buttons=0, **mouse)  # fmt: skip
+            self.send(
+                "Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, buttons=1, button="left"
+            )
+        self.send(
+            "Input.dispatchMouseEvent",
+            type="mouseReleased",
+            x=points[-1][0],
+            y=points[-1][1],
+            buttons=0,
+            **mouse,
+        )
 
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", format="png")["data"]

@@ -149,8 +149,14 @@ def http_server(tmp_path):
 
 # --- the real dvc CLI on a copy of the project --------------------------------------------
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stage-packages.yaml", "stages", "src",
-                 "data/own-digits"]  # fmt: skip
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    "stage-packages.yaml",
+    "stages",
+    "src",
+    "data/own-digits",
+]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -164,8 +170,11 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
 
 def write_sources(path: Path, tiny: dict[str, np.ndarray], url: str) -> Path:
     """The download stage's sources file for the tiny dataset, served from ``url``."""
-    known = {"sources": [{"url": url}], "digests": digests_of(tiny),
-             "train_images": len(tiny["x_train"])}  # fmt: skip
+    known = {
+        "sources": [{"url": url}],
+        "digests": digests_of(tiny),
+        "train_images": len(tiny["x_train"]),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(known, sort_keys=False))
     return path

@@ -55,8 +55,15 @@ def test_a_closed_pipe_ends_predict_quietly(tmp_path):
     save_model(tmp_path / "model.npz", params, TrainConfig(hidden_size=8))
     images = np.random.default_rng(1).integers(0, 256, (3000, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "many.npy", images)  # 3,000 lines: more than a pipe buffers
-    command = [sys.executable, "-m", "mnistnet.apps.cli", "predict", "--model",
-               str(tmp_path / "model.npz"), str(tmp_path / "many.npy")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mnistnet.apps.cli",
+        "predict",
+        "--model",
+        str(tmp_path / "model.npz"),
+        str(tmp_path / "many.npy"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     first = process.stdout.readline()

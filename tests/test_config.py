@@ -48,10 +48,17 @@ def test_file_level_errors(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["train:\n  epochs: 030\n", "train:\n  hidden_size: 0200\n", "train:\n  seed: 1:30\n",
-     "train:\n  lr: 1e-3\n", "train:\n  epochs: 0x1e\n", "train:\n  init: yes\n",
-     "train:\n  lr: 1_0.5\n", "train:\n  epochs: 0o36\n"],
-)  # fmt: skip
+    [
+        "train:\n  epochs: 030\n",
+        "train:\n  hidden_size: 0200\n",
+        "train:\n  seed: 1:30\n",
+        "train:\n  lr: 1e-3\n",
+        "train:\n  epochs: 0x1e\n",
+        "train:\n  init: yes\n",
+        "train:\n  lr: 1_0.5\n",
+        "train:\n  epochs: 0o36\n",
+    ],
+)
 def test_a_stage_reads_every_value_as_dvc_does(tmp_path, text):
     """`dvc params diff`, `dvc exp show` and the stage must see the same numbers: YAML 1.1
     (PyYAML) reads 030 as 24 and 1:30 as 90, YAML 1.2 (ruamel, DVC's parser) as 30 and text."""

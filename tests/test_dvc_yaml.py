@@ -83,8 +83,11 @@ def test_package_init_files_run_no_code():
     """They are left out of every stage's deps: a docstring and the version, nothing else."""
     for init in PACKAGE.rglob("__init__.py"):
         body = ast.parse(init.read_text()).body
-        code = [n for n in body[1:] if not (isinstance(n, ast.Assign) and
-                n.targets[0].id == "__version__")]  # fmt: skip
+        code = [
+            n
+            for n in body[1:]
+            if not (isinstance(n, ast.Assign) and n.targets[0].id == "__version__")
+        ]
         assert isinstance(body[0].value, ast.Constant) and not code, init
 
 
@@ -109,9 +112,10 @@ def test_params_yaml_is_in_the_layout_dvc_writes(tmp_path):
     with modify_yaml(copy) as params:
         params["train"]["lr"] = 0.05
     changed = [
-        (a, b) for a, b in zip(original.splitlines(), copy.read_text().splitlines(), strict=True)
+        (a, b)
+        for a, b in zip(original.splitlines(), copy.read_text().splitlines(), strict=True)
         if a != b
-    ]  # fmt: skip
+    ]
     assert len(changed) == 1 and changed[0][1].strip().startswith("lr: 0.05")
 
 
@@ -129,9 +133,10 @@ def test_stage_scripts_pin_the_numerics_before_anything_loads_numpy(script):
     imports no NumPy) may be imported before the call."""
     body = ast.parse(script.read_text()).body
     calls = [
-        i for i, n in enumerate(body)
+        i
+        for i, n in enumerate(body)
         if isinstance(n, ast.Expr) and getattr(getattr(n.value, "func", None), "id", "") == "pin"
-    ]  # fmt: skip
+    ]
     assert calls, f"{script.name} does not call pin()"
     before = [n for n in body[: calls[0]] if isinstance(n, ast.Import | ast.ImportFrom)]
     names = [a.name for n in before if isinstance(n, ast.Import) for a in n.names]

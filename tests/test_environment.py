@@ -30,8 +30,11 @@ READS_ONLY = {"plot": {"dvclive"}}
 
 
 def test_the_committed_file_is_what_the_lock_pins():
-    done = subprocess.run([sys.executable, str(ROOT / ".ci/stage-packages"), "--check"],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci/stage-packages"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -12,15 +12,21 @@ from mnistnet.apps.experiments import render
 
 def revision(name, lr, accuracy, experiments=()):
     return {
-        "rev": name, "name": name,
+        "rev": name,
+        "name": name,
         "data": {
-            "params": {"params.yaml": {"data": {"train": {"lr": lr, "hidden_size": 128},
-                                                "augment": {"copies": 0}}}},
-            "metrics": {"data/eval/metrics.json": {"data": {"test": {"accuracy": accuracy}}},
-                        "data/dvclive/metrics.json": {"data": {"val": {"accuracy": 0.97}}}},
+            "params": {
+                "params.yaml": {
+                    "data": {"train": {"lr": lr, "hidden_size": 128}, "augment": {"copies": 0}}
+                }
+            },
+            "metrics": {
+                "data/eval/metrics.json": {"data": {"test": {"accuracy": accuracy}}},
+                "data/dvclive/metrics.json": {"data": {"val": {"accuracy": 0.97}}},
+            },
         },
         "experiments": [{"revs": [run]} for run in experiments],
-    }  # fmt: skip
+    }
 
 
 def test_the_table_names_each_run_its_accuracy_and_only_what_changed():
@@ -38,16 +44,22 @@ def test_the_table_names_each_run_its_accuracy_and_only_what_changed():
     assert "train.lr=0.05" in table and "train.hidden_size" not in table  # only what changed
     assert all(len(line) <= 100 for line in lines)
     words = table.split()  # every changed param whole, however many lines it takes
-    assert "augment.copies=16" in words and all(f"train.knob_{i}=xxxxxxxxxx" in words
-                                                for i in range(12))  # fmt: skip
+    assert "augment.copies=16" in words and all(
+        f"train.knob_{i}=xxxxxxxxxx" in words for i in range(12)
+    )
 
 
 @pytest.mark.cli
 def test_it_reads_the_real_dvc_exp_show_at_100_columns(experimented_template):
     project = experimented_template
     env = {**project.env, "COLUMNS": "100"}
-    done = subprocess.run([sys.executable, "-m", "mnistnet.apps.cli", "experiments"],
-                          cwd=project.root, env=env, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "mnistnet.apps.cli", "experiments"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert all(len(line) <= 100 for line in lines)

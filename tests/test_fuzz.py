@@ -112,10 +112,37 @@ def test_zip_directory_claiming_more_than_the_file_holds_is_refused_before_alloc
     header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({claimed // 4 - 32},), }}"
     npy = b"\x93NUMPY\x01\x00" + (len(header) + 1).to_bytes(2, "little") + header.encode() + b"\n"
     name = b"W1.npy"
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, 0, claimed, claimed,
-                        len(name), 0) + name + npy + b"\0" * 64  # fmt: skip
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, 0, claimed,
-                          claimed, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, 0, claimed, claimed, len(name), 0
+        )
+        + name
+        + npy
+        + b"\0" * 64
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            0,
+            0,
+            0x21,
+            0,
+            claimed,
+            claimed,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
     (tmp_path / "lying.npz").write_bytes(local + central + end)
     try:
@@ -136,9 +163,13 @@ def valid_images() -> list[bytes]:
     canvas = Image.new("L", (60, 60), 255)
     ImageDraw.Draw(canvas).line([(20, 10), (40, 30), (25, 50)], fill=0, width=6)
     out = []
-    for image, fmt in [(canvas, "PNG"), (canvas.convert("RGBA"), "PNG"),
-                       (canvas.convert("P"), "PNG"), (canvas.convert("I;16"), "PNG"),
-                       (canvas.convert("RGB"), "JPEG")]:  # fmt: skip
+    for image, fmt in [
+        (canvas, "PNG"),
+        (canvas.convert("RGBA"), "PNG"),
+        (canvas.convert("P"), "PNG"),
+        (canvas.convert("I;16"), "PNG"),
+        (canvas.convert("RGB"), "JPEG"),
+    ]:
         buffer = io.BytesIO()
         image.save(buffer, format=fmt)
         out.append(buffer.getvalue())

@@ -96,8 +96,11 @@ def test_a_running_experiment_can_be_watched_epoch_by_epoch(finished_project, tm
     log = open(tmp_path / "exp-run.log", "w")  # a file, not a pipe: nothing blocks on it
     run = subprocess.Popen(
         [sys.executable, "-m", "dvc", "exp", "run", "-S", f"train.epochs={EPOCHS}"],
-        cwd=finished_project.root, env=finished_project.env, stdout=log, stderr=log,
-    )  # fmt: skip
+        cwd=finished_project.root,
+        env=finished_project.env,
+        stdout=log,
+        stderr=log,
+    )
     try:
         seen, hung = watch(finished_project, lambda: run.poll() is None)
     finally:
@@ -117,16 +120,27 @@ def test_a_queued_grid_sweep_runs_every_experiment_and_can_be_watched(finished_p
     # a grid of two values by one: every run costs seconds, and the README's sweep of four
     # runs in `make docs-check`
     queued = dvc_project.dvc(
-        "exp", "run", "--queue", "-S", "train.lr=0.1,0.05", "-S", "train.hidden_size=8",
-        "-S", f"train.epochs={EPOCHS}",
-    )  # fmt: skip
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "train.lr=0.1,0.05",
+        "-S",
+        "train.hidden_size=8",
+        "-S",
+        f"train.epochs={EPOCHS}",
+    )
     assert queued.stdout.count("Queued experiment") == 2
     # The worker daemon inherits the starter's stdout: capturing it would wait for the worker.
     subprocess.run(
-        [sys.executable, "-m", "dvc", "queue", "start", "--jobs", "2"], cwd=dvc_project.root,
-        env=dvc_project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        [sys.executable, "-m", "dvc", "queue", "start", "--jobs", "2"],
+        cwd=dvc_project.root,
+        env=dvc_project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
         check=True,
-    )  # fmt: skip
+    )
 
     def pending() -> bool:
         status = dvc_project.dvc("queue", "status").stdout
@@ -141,9 +155,15 @@ def test_a_queued_grid_sweep_runs_every_experiment_and_can_be_watched(finished_p
     assert during, f"no running experiment showed a step before it ended: {seen}"
     print(f"\nqueued runs watched: steps {sorted(set(during))[:8]}…")
     shown = dvc_project.dvc(
-        "exp", "show", "--csv", "--no-pager", "--drop", ".*",
-        "--keep", "Experiment|State|train.lr$|train.hidden_size|test.accuracy",
-    ).stdout  # fmt: skip
+        "exp",
+        "show",
+        "--csv",
+        "--no-pager",
+        "--drop",
+        ".*",
+        "--keep",
+        "Experiment|State|train.lr$|train.hidden_size|test.accuracy",
+    ).stdout
     runs = [row for row in csv.DictReader(io.StringIO(shown)) if row["Experiment"]]
     assert len(runs) == 2 and all(row["State"] == "Success" for row in runs)
     grid = {(float(row["train.lr"]), int(row["train.hidden_size"])) for row in runs}

@@ -67,21 +67,32 @@ def test_evaluate_model_agrees_with_the_model():
 def test_output_files():
     y = np.array([3, 1, 1, 0])
     result = {
-        "accuracy": 0.5, "loss": 0.25, "confusion": confusion_matrix(y, np.array([3, 1, 0, 1]), 4),
+        "accuracy": 0.5,
+        "loss": 0.25,
+        "confusion": confusion_matrix(y, np.array([3, 1, 0, 1]), 4),
         "macro": {"precision": 0.5, "recall": 0.5, "f1": 0.5},
-        "predicted": np.array([3, 1, 0, 1]), "confidence": np.array([0.9, 0.8, 0.6, 0.7]),
-    }  # fmt: skip
+        "predicted": np.array([3, 1, 0, 1]),
+        "confidence": np.array([0.9, 0.8, 0.6, 0.7]),
+    }
     result["scores"] = class_scores(result["confusion"])
     assert metrics_json(result)["test"] == {
-        "accuracy": 0.5, "loss": 0.25, "macro": {"precision": 0.5, "recall": 0.5, "f1": 0.5}
-    }  # fmt: skip
+        "accuracy": 0.5,
+        "loss": 0.25,
+        "macro": {"precision": 0.5, "recall": 0.5, "f1": 0.5},
+    }
     report = json.loads(json.dumps(classes_report(result)))
     assert report["per_class"]["1"]["support"] == 2
     assert report["confusion_matrix"][0] == [0, 1, 0, 0]
     assert confusion_rows_csv(y, result["predicted"]).splitlines() == [
-        "actual,predicted", "3,3", "1,1", "1,0", "0,1"
-    ]  # fmt: skip
+        "actual,predicted",
+        "3,3",
+        "1,1",
+        "1,0",
+        "0,1",
+    ]
     # wrong predictions, most confident first
     assert misclassified_csv(y, result).splitlines() == [
-        "index,true,predicted,confidence", "3,0,1,0.700000", "2,1,0,0.600000"
-    ]  # fmt: skip
+        "index,true,predicted,confidence",
+        "3,0,1,0.700000",
+        "2,1,0,0.600000",
+    ]

@@ -24,9 +24,13 @@ def test_repro_runs_every_stage_then_nothing_and_outputs_are_stable(
     project = finished_project
     produced = project.outputs()
     expected = {
-        "data/raw/mnist.npz", "data/processed/val.npz", "data/model/model.npz",
-        "data/eval/metrics.json", "data/eval/confusion.csv", "data/plots/confusion_matrix.png",
-    }  # fmt: skip
+        "data/raw/mnist.npz",
+        "data/processed/val.npz",
+        "data/model/model.npz",
+        "data/eval/metrics.json",
+        "data/eval/confusion.csv",
+        "data/plots/confusion_matrix.png",
+    }
     assert expected <= set(produced)
     assert project.dvc("status", "-q", check=False).returncode == 0
 

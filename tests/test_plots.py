@@ -26,9 +26,13 @@ def cm():
 
 def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
     history = {
-        "epoch": [0, 1, 2], "train_loss": [0.5, 0.2, 0.1], "train_accuracy": [0.9, 0.95, 0.97],
-        "val_loss": [None, None, None], "val_accuracy": [None, None, None], "lr": [0.1] * 3,
-    }  # fmt: skip
+        "epoch": [0, 1, 2],
+        "train_loss": [0.5, 0.2, 0.1],
+        "train_accuracy": [0.9, 0.95, 0.97],
+        "val_loss": [None, None, None],
+        "val_accuracy": [None, None, None],
+        "lr": [0.1] * 3,
+    }
     rng = np.random.default_rng(0)
     figures = {
         "curves.png": (plots.training_curves(history), (1100, 420)),
@@ -38,7 +42,7 @@ def test_each_figure_is_a_png_of_its_fixed_size(tmp_path, cm):
                 rng.random((8, 28, 28)), np.arange(8), np.arange(8)[::-1], np.full(8, 0.9)
             ),
             (960, 390),  # height follows the mosaic: 2 rows of 6
-        ),  # fmt: skip
+        ),
         "weights.png": (plots.weight_images(rng.standard_normal((784, 20))), (820, 360)),
         "per_class.png": (plots.per_class_accuracy(cm), (800, 420)),
     }

@@ -40,10 +40,18 @@ def test_plots_page_has_no_cdn_script(shown_plots):
 
 def chromium(*args: str, profile) -> subprocess.CompletedProcess:
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--window-size=1200,900",
-    ]  # fmt: skip
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--window-size=1200,900",
+    ]
     return subprocess.run(
         ["chromium", *flags, *args], check=True, capture_output=True, text=True, timeout=120
     )

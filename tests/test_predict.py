@@ -120,8 +120,9 @@ def test_cli_json_schema_batches_and_bad_files(digits_and_model, tmp_path):
         "wrong.npy",
     ]
 
-    result = run_cli("--json", "--model", str(tmp_path / "model.npz"),
-                     *(str(tmp_path / f) for f in files))  # fmt: skip
+    result = run_cli(
+        "--json", "--model", str(tmp_path / "model.npz"), *(str(tmp_path / f) for f in files)
+    )
     assert result.returncode == 1  # some files failed
     records = [json.loads(line) for line in result.stdout.splitlines()]
     good = [r for r in records if "digit" in r]
@@ -216,8 +217,9 @@ def test_16_bit_pngs_read_as_their_8_bit_selves(page, tmp_path):
     assert np.array_equal(saved(sixteen, tmp_path / "16.png"), reference)
     grey = Image.fromarray((20_000 + eight * 118).astype(np.uint16))  # mid-grey: 78 to 195
     grey8 = Image.fromarray(np.rint(np.asarray(grey) / 257).astype(np.uint8))
-    assert np.array_equal(saved(grey, tmp_path / "grey16.png"),
-                          saved(grey8, tmp_path / "grey8.png"))  # fmt: skip
+    assert np.array_equal(
+        saved(grey, tmp_path / "grey16.png"), saved(grey8, tmp_path / "grey8.png")
+    )
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
@@ -294,10 +296,36 @@ def lying_npz(declared: int, stream: bytes) -> bytes:
     """A 100 KB .npz whose one deflated member declares ``declared`` bytes: what a deflate
     bomb says of itself (it need not inflate to that: the claim alone must be refused)."""
     name = b"x.npy"
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, 0, len(stream), declared,
-                        len(name), 0) + name + stream  # fmt: skip
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, 0, len(stream),
-                          declared, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, 0, len(stream), declared, len(name), 0
+        )
+        + name
+        + stream
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            8,
+            0,
+            0x21,
+            0,
+            len(stream),
+            declared,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
     return local + central + end
 
@@ -364,8 +392,16 @@ def test_a_fifo_socket_device_or_pipe_is_refused_unread_and_never_waited_on(
         server.bind(str(folder / "c.png"))
     Image.fromarray(images[1]).save(folder / "d.png")
     model_file = str(tmp_path / "model.npz")
-    result = run_cli("--model", model_file, str(folder), os.devnull, "/dev/stdin",
-                     input=b"\x89PNG\r\n\x1a\n" + bytes(2**20), text=False, timeout=60)  # fmt: skip
+    result = run_cli(
+        "--model",
+        model_file,
+        str(folder),
+        os.devnull,
+        "/dev/stdin",
+        input=b"\x89PNG\r\n\x1a\n" + bytes(2**20),
+        text=False,
+        timeout=60,
+    )
     assert result.returncode == 1
     answered = [line.split(b":")[0] for line in result.stdout.splitlines()]
     assert answered == [str(folder / "a.png").encode(), str(folder / "d.png").encode()]
@@ -403,20 +439,31 @@ def test_any_file_name_gives_one_parseable_line_and_a_full_disk_one_error(
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
     answer = re.compile(r"(.*): \d \(\d+\.\d%\)  top 3: \d \S+%, \d \S+%, \d \S+%")
     shown = [answer.fullmatch(line)[1] for line in plain.stdout.splitlines()]
-    assert shown == [f"{folder}/a\\nb.png: 7 (100.0%)  top 3: 7 100.0%.png",
-                     f"{folder}/latin-1 \\xe9.png", f"{folder}/z.png"]  # fmt: skip
+    assert shown == [
+        f"{folder}/a\\nb.png: 7 (100.0%)  top 3: 7 100.0%.png",
+        f"{folder}/latin-1 \\xe9.png",
+        f"{folder}/z.png",
+    ]
     assert plain.stderr.splitlines() == [
         f"error: {folder}/x\\nerror: forged.png: not a PNG, JPEG, .npy or .npz file "
         f"(it starts b'not an i')"
     ]
     as_json = run_cli("--json", "--model", model_file, str(folder), env=strict)
     files = [os.fsencode(json.loads(line)["file"]) for line in as_json.stdout.splitlines()]
-    assert files == [os.path.join(bytes(folder), name)
-                     for name in [*names[:2], b"x\nerror: forged.png", names[2]]]  # fmt: skip
+    assert files == [
+        os.path.join(bytes(folder), name)
+        for name in [*names[:2], b"x\nerror: forged.png", names[2]]
+    ]
 
     with open("/dev/full", "w") as full:
-        result = run_cli("--model", model_file, str(folder / "z.png"), stdout=full,
-                         capture_output=False, stderr=subprocess.PIPE)  # fmt: skip
+        result = run_cli(
+            "--model",
+            model_file,
+            str(folder / "z.png"),
+            stdout=full,
+            capture_output=False,
+            stderr=subprocess.PIPE,
+        )
     assert result.returncode == 1
     assert result.stderr == (
         "error: standard output: could not write it (No space left on device). "

@@ -80,7 +80,9 @@ def test_load_split_gives_integer_labels_and_checks_shapes(tmp_path):
     save_npz(tmp_path / "ok.npz", {"x": x, "y": one_hot(np.array([1, 2])), "meta": np.array("{}")})
     _, labels = load_split(tmp_path / "ok.npz")
     np.testing.assert_array_equal(labels, [1, 2])
-    save_npz(tmp_path / "bad.npz", {"x": x[:, :700], "y": one_hot(np.array([1, 2])),
-                                    "meta": np.array("{}")})  # fmt: skip
+    save_npz(
+        tmp_path / "bad.npz",
+        {"x": x[:, :700], "y": one_hot(np.array([1, 2])), "meta": np.array("{}")},
+    )
     with pytest.raises(DataError, match=r"x \(2, 700\) and y \(2, 10\) are not"):
         load_split(tmp_path / "bad.npz")

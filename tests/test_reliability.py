@@ -93,9 +93,14 @@ class Watched:
 
     def __init__(self, project, *args: str) -> None:
         self.dvc = subprocess.Popen(
-            [sys.executable, "-m", "dvc", *args], cwd=project.root, env=project.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "dvc", *args],
+            cwd=project.root,
+            env=project.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.dvc.stdout))
         self.reader.start()
@@ -169,9 +174,14 @@ def reference(prepared, tmp_path_factory):
         ("train", "ctrl-c", "/bin/bash"),
         ("train", "sigterm", "/bin/sh"),
     ],
-    ids=["download-ctrl-c-dash", "download-sigterm", "train-ctrl-c-dash", "train-ctrl-c-bash",
-         "train-sigterm"],
-)  # fmt: skip
+    ids=[
+        "download-ctrl-c-dash",
+        "download-sigterm",
+        "train-ctrl-c-dash",
+        "train-ctrl-c-bash",
+        "train-sigterm",
+    ],
+)
 # Which shell sits between dvc and the stage (dash stays as the parent, bash replaces
 # itself) matters to Ctrl-C, not to what the stage does with it: both shells are tried on
 # train. SIGTERM goes to the stage's process itself, so the shell does not matter there.

@@ -133,8 +133,10 @@ def s3_server():
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
     server = subprocess.Popen(
         [str(MOTO_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -147,8 +149,10 @@ def s3_server():
         endpoint = f"http://127.0.0.1:{port}"
         setup = subprocess.run(
             [str(MOTO_BIN / "python"), str(ROOT / "tests/moto_setup.py"), endpoint, BUCKET],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         key = json.loads(setup.stdout)
         yield endpoint, key["id"], key["secret"]
     finally:
@@ -163,8 +167,11 @@ def with_s3_remote(project: Project, endpoint: str, bucket: str = BUCKET) -> Non
 
 
 def aws_env(key_id: str, secret: str) -> dict[str, str]:
-    return {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
-            "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    return {
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
 
 def test_s3_round_trip(finished_project, s3_server, tmp_path):
@@ -297,8 +304,11 @@ def test_a_released_model_is_fetched_without_cloning(finished_project, tmp_path)
 
     consumer = tmp_path / "consumer"
     consumer.mkdir()
-    got = run([sys.executable, "-m", "dvc", "artifacts", "get", str(origin), "mnist-mlp"],
-              consumer, env=a.env)  # fmt: skip
+    got = run(
+        [sys.executable, "-m", "dvc", "artifacts", "get", str(origin), "mnist-mlp"],
+        consumer,
+        env=a.env,
+    )
     assert "Downloaded 1 file(s) to 'model.npz'" in got.stdout
     assert os.listdir(consumer) == ["model.npz"]
     model = consumer / "model.npz"

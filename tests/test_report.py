@@ -25,8 +25,12 @@ def two_commits(finished_template, tmp_path_factory):
 
 
 def report(project, out, *args, check=True):
-    return run([sys.executable, "-m", "mnistnet.apps.cli", "report", "--out", str(out), *args],
-               project.root, check, env=project.env)  # fmt: skip
+    return run(
+        [sys.executable, "-m", "mnistnet.apps.cli", "report", "--out", str(out), *args],
+        project.root,
+        check,
+        env=project.env,
+    )
 
 
 def accuracy(text: str) -> str:
@@ -70,9 +74,18 @@ def test_an_unknown_base_is_refused_and_writes_nothing(two_commits, tmp_path):
 # What a change under review can put in its params, metrics and branch names, aimed at the
 # Markdown of the report: a new line, a table cell's end, code, a heading, links, an image,
 # HTML, a bare URL, a mention, an issue link, and an escaped pipe.
-HOSTILE = ["a\n# Injected heading", "b|c", "d`e", "[click](https://evil.example)",
-           "![pixel](https://evil.example/p.png)", "<img src=x onerror=alert(1)>",
-           "www.evil.example", "@someone", "owner/repo#1", "x\\|y"]  # fmt: skip
+HOSTILE = [
+    "a\n# Injected heading",
+    "b|c",
+    "d`e",
+    "[click](https://evil.example)",
+    "![pixel](https://evil.example/p.png)",
+    "<img src=x onerror=alert(1)>",
+    "www.evil.example",
+    "@someone",
+    "owner/repo#1",
+    "x\\|y",
+]
 
 
 def cells(row: str) -> list[str]:

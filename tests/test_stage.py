@@ -33,22 +33,68 @@ STAGE_ARGS = {
     "download": ["--sources", "data/mnist-sources.yaml", "--out", "data/raw/mnist.npz"],
     "preprocess": ["--raw", "data/raw/mnist.npz", "--out", "data/processed"],
     "augment": ["--train", "data/processed/train.npz", "--out", "data/augmented/pool.npz"],
-    "train": ["--data", "data/processed", "--pool", "data/augmented/pool.npz",
-              "--model", "data/model/model.npz", "--live", "data/dvclive"],
-    "evaluate": ["--model", "data/model/model.npz", "--test", "data/processed/test.npz",
-                 "--out", "data/eval"],
-    **{f"robustness@{variant}": ["--variant", variant, "--model", "data/model/model.npz",
-                                 "--test", "data/processed/test.npz", "--own", "data/own-digits",
-                                 "--out", f"data/robustness/{variant}.json"]
-       for variant in ("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own")},
-    "plot": ["--live", "data/dvclive", "--eval", "data/eval", "--test",
-             "data/processed/test.npz", "--train", "data/processed/train.npz",
-             "--pool", "data/augmented/pool.npz", "--model", "data/model/model.npz",
-             "--robustness", "data/robustness", "--table", "data/robustness.csv",
-             "--out", "data/plots"],
-}  # fmt: skip
-READS_PARAMS = {"download", "preprocess", "augment", "train", "plot",
-                *(name for name in STAGE_ARGS if name.startswith("robustness@"))}  # fmt: skip
+    "train": [
+        "--data",
+        "data/processed",
+        "--pool",
+        "data/augmented/pool.npz",
+        "--model",
+        "data/model/model.npz",
+        "--live",
+        "data/dvclive",
+    ],
+    "evaluate": [
+        "--model",
+        "data/model/model.npz",
+        "--test",
+        "data/processed/test.npz",
+        "--out",
+        "data/eval",
+    ],
+    **{
+        f"robustness@{variant}": [
+            "--variant",
+            variant,
+            "--model",
+            "data/model/model.npz",
+            "--test",
+            "data/processed/test.npz",
+            "--own",
+            "data/own-digits",
+            "--out",
+            f"data/robustness/{variant}.json",
+        ]
+        for variant in ("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own")
+    },
+    "plot": [
+        "--live",
+        "data/dvclive",
+        "--eval",
+        "data/eval",
+        "--test",
+        "data/processed/test.npz",
+        "--train",
+        "data/processed/train.npz",
+        "--pool",
+        "data/augmented/pool.npz",
+        "--model",
+        "data/model/model.npz",
+        "--robustness",
+        "data/robustness",
+        "--table",
+        "data/robustness.csv",
+        "--out",
+        "data/plots",
+    ],
+}
+READS_PARAMS = {
+    "download",
+    "preprocess",
+    "augment",
+    "train",
+    "plot",
+    *(name for name in STAGE_ARGS if name.startswith("robustness@")),
+}
 
 
 def stage_args(stage_name: str, params: str) -> list[str]:
@@ -80,8 +126,14 @@ def run_here(folder: Path, stage_name: str, params: str = "params.yaml") -> tupl
 def run_subprocess(folder: Path, stage_name: str, params: str = "params.yaml"):
     args = [sys.executable, str(ROOT / "stages" / f"{stage_name.split('@')[0]}.py")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([*args, *stage_args(stage_name, params)], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [*args, *stage_args(stage_name, params)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -95,8 +147,9 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def tiny_params(folder: Path, tiny) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    write_sources(folder / "data/mnist-sources.yaml", tiny,
-                  str(write_keras_npz(tiny, folder / "tiny.npz")))  # fmt: skip
+    write_sources(
+        folder / "data/mnist-sources.yaml", tiny, str(write_keras_npz(tiny, folder / "tiny.npz"))
+    )
     params["preprocess"]["val_size"] = 40
     params["train"].update(epochs=2, batch_size=32, hidden_size=16)
     return params
@@ -135,10 +188,13 @@ def test_bad_params_fail_in_one_line_and_keep_outputs(finished, case):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [(None, "params file not found"), (b"train: [unclosed\n", "invalid YAML"),
-     (b"- a list\n", "expected a mapping of keys at the top level"),
-     *((f[1], f[2]) for f in FILES)],
-)  # fmt: skip
+    [
+        (None, "params file not found"),
+        (b"train: [unclosed\n", "invalid YAML"),
+        (b"- a list\n", "expected a mapping of keys at the top level"),
+        *((f[1], f[2]) for f in FILES),
+    ],
+)
 def test_unreadable_params_files(finished, text, message):
     if text is not None:
         (finished / "broken.yaml").write_bytes(text)
@@ -162,22 +218,43 @@ def huge_outputs(model: Path, overflow: bool) -> None:
 
 
 BAD_DATA = [
-    ("preprocess", "data/raw/mnist.npz", lambda p: p.write_bytes(p.read_bytes()[:5000]),
-     "not a readable .npz file"),
-    ("preprocess", "data/raw/mnist.npz", lambda p: p.write_bytes(b"\x00\x00\x08\x03" + b"\0" * 99),
-     "not a readable .npz file"),
-    ("preprocess", "data/raw/mnist.npz",
-     lambda p: save_npz(p, {**dict(np.load(p)), "x_train": np.zeros((240, 28, 27), np.uint8)}),
-     "x_train (240, 28, 27)"),
-    ("train", "data/augmented/pool.npz",
-     lambda p: save_npz(p, {**dict(np.load(p)), "pool": np.zeros((2, 199, 784), np.uint8)}),
-     "pool (2, 199, 784) is not (copies, 200, 784). Rerun the augment stage"),
-    ("evaluate", "data/model/model.npz",
-     lambda p: save_npz(p, {**dict(np.load(p)), "W1": np.zeros((100, 16), np.float32)}),
-     "do not form a 784-h-k network"),
-    ("evaluate", "data/model/model.npz", lambda p: huge_outputs(p, overflow=True),
-     "outputs overflow to infinity on the test set"),
-]  # fmt: skip
+    (
+        "preprocess",
+        "data/raw/mnist.npz",
+        lambda p: p.write_bytes(p.read_bytes()[:5000]),
+        "not a readable .npz file",
+    ),
+    (
+        "preprocess",
+        "data/raw/mnist.npz",
+        lambda p: p.write_bytes(b"\x00\x00\x08\x03" + b"\0" * 99),
+        "not a readable .npz file",
+    ),
+    (
+        "preprocess",
+        "data/raw/mnist.npz",
+        lambda p: save_npz(p, {**dict(np.load(p)), "x_train": np.zeros((240, 28, 27), np.uint8)}),
+        "x_train (240, 28, 27)",
+    ),
+    (
+        "train",
+        "data/augmented/pool.npz",
+        lambda p: save_npz(p, {**dict(np.load(p)), "pool": np.zeros((2, 199, 784), np.uint8)}),
+        "pool (2, 199, 784) is not (copies, 200, 784). Rerun the augment stage",
+    ),
+    (
+        "evaluate",
+        "data/model/model.npz",
+        lambda p: save_npz(p, {**dict(np.load(p)), "W1": np.zeros((100, 16), np.float32)}),
+        "do not form a 784-h-k network",
+    ),
+    (
+        "evaluate",
+        "data/model/model.npz",
+        lambda p: huge_outputs(p, overflow=True),
+        "outputs overflow to infinity on the test set",
+    ),
+]
 
 
 @pytest.mark.parametrize(("stage_name", "relative", "how", "message"), BAD_DATA)
@@ -290,9 +367,20 @@ def test_disk_full_on_a_real_small_filesystem(finished, tmp_path):
         params = yaml.safe_load((finished / "params.yaml").read_text())
         params["train"]["hidden_size"] = 64
         write_params(finished, "wide.yaml", params)
-        args = [sys.executable, str(ROOT / "stages/train.py"), "--params", "wide.yaml",
-                "--data", "data/processed", "--pool", "data/augmented/pool.npz",
-                "--model", str(old), "--live", str(tmp_path / "live")]  # fmt: skip
+        args = [
+            sys.executable,
+            str(ROOT / "stages/train.py"),
+            "--params",
+            "wide.yaml",
+            "--data",
+            "data/processed",
+            "--pool",
+            "data/augmented/pool.npz",
+            "--model",
+            str(old),
+            "--live",
+            str(tmp_path / "live"),
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         result = subprocess.run(args, cwd=finished, capture_output=True, text=True, env=env)
         assert result.returncode == 1

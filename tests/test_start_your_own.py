@@ -36,8 +36,13 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
     folder = write_idx_folder(other, tmp_path / "fashion")
     assert "mnistnet digests" in GUIDE and "must end in `/`" in GUIDE
     cli = src / "apps/cli.py"  # the copy's, after step 2
-    done = subprocess.run([sys.executable, str(cli), "digests", f"{folder}/"], env=project.env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(cli), "digests", f"{folder}/"],
+        env=project.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (project.root / "data/mnist-sources.yaml").write_text(done.stdout)
     assert "train_images: 300" in done.stdout
 
@@ -60,7 +65,19 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
     tests = project.root / "tests"
     tests.mkdir()
     shutil.copy(ROOT / "tests/test_dvc_yaml.py", tests)
-    checked = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                              str(tests / "test_dvc_yaml.py")], cwd=project.root,
-                             env=project.env, capture_output=True, text=True)  # fmt: skip
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tests / "test_dvc_yaml.py"),
+        ],
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode == 0, checked.stdout[-2000:]

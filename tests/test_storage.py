@@ -174,10 +174,47 @@ def test_object_arrays_are_refused(tmp_path):
 def zip_of_one(name: bytes, stream: bytes, method: int, crc: int, declared: int) -> bytes:
     """A zip archive of one member whose directory says what the caller says: its method,
     its CRC and its uncompressed size, whatever ``stream`` expands to."""
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(stream),
-                        declared, len(name), 0) + name + stream  # fmt: skip
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc,
-                          len(stream), declared, len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            len(stream),
+            declared,
+            len(name),
+            0,
+        )
+        + name
+        + stream
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            len(stream),
+            declared,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
     return local + central + end
 
@@ -244,11 +281,16 @@ def test_a_zip_directory_of_too_many_members_is_refused_before_zipfile_reads_it(
             zf.writestr(f"{i:06d}".ljust(220, "-"), b"")
     tracemalloc.start()
     try:
-        for read in (lambda p: load_untrusted_npz(p, {"x": (None, None)}, "Fix."),
-                     lambda p: npz_names(p, "Fix.")):  # fmt: skip
-            with pytest.raises(DataError, match=r"many.npz: its zip directory is 1,.* bytes, "
-                               r"too many members for an .npz \(one per array\); at most "
-                               r"1,048,576 are read. Fix."):  # fmt: skip
+        for read in (
+            lambda p: load_untrusted_npz(p, {"x": (None, None)}, "Fix."),
+            lambda p: npz_names(p, "Fix."),
+        ):
+            with pytest.raises(
+                DataError,
+                match=r"many.npz: its zip directory is 1,.* bytes, "
+                r"too many members for an .npz \(one per array\); at most "
+                r"1,048,576 are read. Fix.",
+            ):
                 read(tmp_path / "many.npz")
         _, peak = tracemalloc.get_traced_memory()
     finally:

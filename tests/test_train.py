@@ -137,9 +137,17 @@ def test_batch_size_n_is_full_batch(data):
 def test_notebook_recipe_starts_at_log_10(data):
     x, y = data[0], data[1]
     cfg = TrainConfig(
-        batch_size=0, init="normal", init_scale=0.01, optimizer="sgd", lr=0.1,
-        lr_schedule="constant", epochs=30, dtype="float64", weight_decay=0.0, shift=0,
-    )  # fmt: skip
+        batch_size=0,
+        init="normal",
+        init_scale=0.01,
+        optimizer="sgd",
+        lr=0.1,
+        lr_schedule="constant",
+        epochs=30,
+        dtype="float64",
+        weight_decay=0.0,
+        shift=0,
+    )
     _, history = train(cfg, x, y)
     assert history[0].train_loss == pytest.approx(math.log(10), abs=0.01)
     losses = [s.train_loss for s in history]
@@ -180,8 +188,14 @@ def test_training_runs_the_network_in_model_py(data, monkeypatch):
 
 
 def test_a_progress_line_fits_80_columns():
-    stats = EpochStats(epoch=998, train_loss=12.3456, train_accuracy=1.0, val_loss=10.1234,
-                       val_accuracy=0.9999, lr=0.1)  # fmt: skip
+    stats = EpochStats(
+        epoch=998,
+        train_loss=12.3456,
+        train_accuracy=1.0,
+        val_loss=10.1234,
+        val_accuracy=0.9999,
+        lr=0.1,
+    )
     line = format_epoch(stats, 1000, elapsed=3599.0)
     assert (
         line == "epoch  999/1000  loss 12.3456 acc 100.00%  val 10.1234 99.99%  59m59s, 3.6s left"

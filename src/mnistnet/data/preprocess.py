@@ -18,8 +18,12 @@ from mnistnet.pipeline.errors import ConfigError, DataError
 from mnistnet.pipeline.storage import load_npz
 
 # The download stage's output; download.decode_keras_npz repeats it (see there for why)
-RAW_SCHEMA = {"x_train": (np.uint8, 3), "y_train": (np.uint8, 1),
-              "x_test": (np.uint8, 3), "y_test": (np.uint8, 1)}  # fmt: skip
+RAW_SCHEMA = {
+    "x_train": (np.uint8, 3),
+    "y_train": (np.uint8, 1),
+    "x_test": (np.uint8, 3),
+    "y_test": (np.uint8, 1),
+}
 
 
 class PreprocessConfig(Section):
@@ -81,8 +85,10 @@ def load_raw(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for split in ("train", "test"):
         x, y = raw[f"x_{split}"], raw[f"y_{split}"]
         if x.shape[1:] != SHAPE or len(x) != len(y):
-            raise DataError(f"{path}: x_{split} {x.shape} and y_{split} {y.shape} are not "
-                            f"(n, 28, 28) and (n,). {fix}")  # fmt: skip
+            raise DataError(
+                f"{path}: x_{split} {x.shape} and y_{split} {y.shape} are not "
+                f"(n, 28, 28) and (n,). {fix}"
+            )
     return raw
 
 
@@ -118,8 +124,9 @@ def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     arrays = load_npz(path, SPLIT_SCHEMA, fix)
     x, y = arrays["x"], arrays["y"]
     if x.shape[1:] != (PIXELS,) or y.shape != (len(x), CLASSES):
-        raise DataError(f"{path}: x {x.shape} and y {y.shape} are not (n, {PIXELS}) and "
-                        f"(n, {CLASSES}). {fix}")  # fmt: skip
+        raise DataError(
+            f"{path}: x {x.shape} and y {y.shape} are not (n, {PIXELS}) and (n, {CLASSES}). {fix}"
+        )
     return x, y.argmax(axis=1)
 
 

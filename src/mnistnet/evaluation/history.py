@@ -34,20 +34,7 @@ def open_log(folder: str | os.PathLike) -> Any:
     edits dvc.yaml (dvc.yaml declares its files) nor saves experiments, and writes no report."""
     from dvclive import Live  # imported here: only the train stage logs
 
-    class Log(Live):
-        def post_data_to_studio(self) -> None:
-            # DVCLive 3.49 prepares Studio's update at every step, Studio or not, by reading
-            # back every metric file: quadratic in the epochs. Without Studio, skip it.
-            if "data" not in self._studio_events_to_skip:
-                super().post_data_to_studio()
-
-        def end(self) -> None:
-            super().end()
-            if self._dvc_repo is not None and not self._inside_with:
-                self._dvc_repo.close()  # DVCLive leaves the git repository it opened open
-                self._dvc_repo = None
-
-    return Log(str(folder), dvcyaml=False, save_dvc_exp=False, report=None)
+    return Live(str(folder), dvcyaml=False, save_dvc_exp=False, report=None)
 
 
 def log_epoch(live: Any, stats: Any) -> None:

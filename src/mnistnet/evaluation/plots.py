@@ -45,9 +45,11 @@ class PlotConfig(Section):
     dpi: int = Field(100, ge=20, le=600, description="pixels per inch of every PNG")
     misclassified: int = Field(36, ge=1, le=100, description="most confident test mistakes to show")
     hidden_units: int = Field(
-        0, ge=0, le=MAX_UNITS_SHOWN,
+        0,
+        ge=0,
+        le=MAX_UNITS_SHOWN,
         description=f"first-layer weight images to show; 0 = the first {MAX_UNITS_SHOWN} units",
-    )  # fmt: skip
+    )
 
 
 def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> None:
@@ -108,10 +110,19 @@ def _heatmap(ax, values: np.ndarray, labels: list[str], title: str) -> None:
     ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
     for (i, j), text in zip(np.ndindex(values.shape), labels, strict=True):
         # in_layout=False: inside the axes, so the layout need not measure all 100 of them
-        ax.text(j, i, text, ha="center", va="center", fontsize=8, in_layout=False,
-                color="white" if shade[i, j] > 0.6 else "black")  # fmt: skip
-    ax.set(title=title, xlabel="predicted digit", ylabel="true digit",
-           xticks=range(k), yticks=range(k))  # fmt: skip
+        ax.text(
+            j,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8,
+            in_layout=False,
+            color="white" if shade[i, j] > 0.6 else "black",
+        )
+    ax.set(
+        title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(k), yticks=range(k)
+    )
 
 
 def misclassified_grid(
@@ -127,14 +138,24 @@ def misclassified_grid(
     side = SIDE + gap
     mosaic = np.pad(_mosaic(images, rows, cols, gap), ((gap, 0), (0, 0)), constant_values=np.nan)
     width = cols * 1.6  # inches; the height follows the mosaic's shape, plus the title
-    fig = _figure(figsize=(width, round(width * mosaic.shape[0] / mosaic.shape[1] + 0.6, 1)),
-                 layout="constrained")  # fmt: skip
+    fig = _figure(
+        figsize=(width, round(width * mosaic.shape[0] / mosaic.shape[1] + 0.6, 1)),
+        layout="constrained",
+    )
     ax = fig.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     for i, (t, p, c) in enumerate(zip(true, predicted, confidence, strict=True)):
         r, col = divmod(i, cols)
-        ax.text(col * side + SIDE / 2, r * side + gap - 1.5, f"{t} → {p} ({c:.1%})", ha="center",
-                va="bottom", fontsize=9, color="firebrick", in_layout=False)  # fmt: skip
+        ax.text(
+            col * side + SIDE / 2,
+            r * side + gap - 1.5,
+            f"{t} → {p} ({c:.1%})",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            color="firebrick",
+            in_layout=False,
+        )
     ax.axis("off")
     fig.suptitle("Most confident mistakes on the test set: true → predicted (confidence)")
     return fig
@@ -184,8 +205,17 @@ def weight_images(
         for i in np.flatnonzero(unlearned):
             r, c = divmod(int(i), cols)
             corner = (c * (SIDE + gap) - 1, r * (SIDE + gap) - 1)  # in the gap round the tile
-            ax.add_patch(_rectangle(corner, SIDE + 1, SIDE + 1, fill=False, edgecolor="black",
-                                   linewidth=1.5, clip_on=False))  # fmt: skip
+            ax.add_patch(
+                _rectangle(
+                    corner,
+                    SIDE + 1,
+                    SIDE + 1,
+                    fill=False,
+                    edgecolor="black",
+                    linewidth=1.5,
+                    clip_on=False,
+                )
+            )
         title += (
             f"\n{int(unlearned.sum())} of {units} never learned (framed): their weights are "
             f"still their random start"
@@ -290,8 +320,11 @@ def augmented_examples(views: np.ndarray, copies: int, shift: int) -> Figure:
     fig = _figure(figsize=(epochs * 0.8 + 0.4, m * 0.8 + 1.2), layout="constrained")
     ax = fig.subplots()
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([e * (SIDE + gap) + SIDE / 2 for e in range(epochs)],
-                  [f"epoch {e + 1}" for e in range(epochs)], fontsize=8)  # fmt: skip
+    ax.set_xticks(
+        [e * (SIDE + gap) + SIDE / 2 for e in range(epochs)],
+        [f"epoch {e + 1}" for e in range(epochs)],
+        fontsize=8,
+    )
     ax.xaxis.set_ticks_position("top")
     ax.tick_params(length=0)
     ax.set_yticks([])

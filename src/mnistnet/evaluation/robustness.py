@@ -100,8 +100,11 @@ def elastic(images: np.ndarray, cfg: Elastic, rng: np.random.Generator) -> np.nd
 
 
 TRANSFORMS: dict[str, Callable] = {
-    "shifted": shifted, "rotated": rotated, "scaled": scaled, "elastic": elastic,
-}  # fmt: skip
+    "shifted": shifted,
+    "rotated": rotated,
+    "scaled": scaled,
+    "elastic": elastic,
+}
 
 
 def vary(x: np.ndarray, variant: str, cfg: RobustnessConfig) -> np.ndarray:

@@ -41,9 +41,11 @@ class TrainConfig(Section):
     momentum: float = Field(0.9, ge=0, lt=1, description="velocity decay of optimizer momentum")
     beta1: float = Field(0.9, ge=0, lt=1, description="first-moment decay of optimizer adam")
     weight_decay: float = Field(
-        0.001, ge=0, allow_inf_nan=False,
+        0.001,
+        ge=0,
+        allow_inf_nan=False,
         description="each update shrinks the weight matrices (not biases) by lr * weight_decay",
-    )  # fmt: skip
+    )
     lr_schedule: Literal["constant", "cosine"] = Field(
         "cosine", description="learning rate over the run: constant, or cosine decay to 0"
     )
@@ -75,9 +77,10 @@ def check_memory(cfg: TrainConfig, n: int, n_val: int, copies: int) -> None:
     with ``n_val`` validation images and a pool of ``copies`` distorted copies of each."""
     require_memory(
         f"train: {n:,} images (and {copies} distorted copies of each), hidden_size "
-        f"{cfg.hidden_size}, batch_size {cfg.batch_size}", memory_parts(cfg, n, n_val, copies),
+        f"{cfg.hidden_size}, batch_size {cfg.batch_size}",
+        memory_parts(cfg, n, n_val, copies),
         "Use fewer augment.copies, or a smaller train.hidden_size or train.batch_size.",
-    )  # fmt: skip
+    )
 
 
 def memory_parts(cfg: TrainConfig, n: int, n_val: int, copies: int) -> dict[str, int]:
@@ -112,9 +115,13 @@ def evaluate(params: model.Params, X: np.ndarray, labels: np.ndarray) -> tuple[f
 
 
 def step(
-    params: model.Params, grads: model.Params, optimizer: Optimizer, X: np.ndarray,
-    labels: np.ndarray, lr: float,
-) -> tuple[float, np.ndarray]:  # fmt: skip
+    params: model.Params,
+    grads: model.Params,
+    optimizer: Optimizer,
+    X: np.ndarray,
+    labels: np.ndarray,
+    lr: float,
+) -> tuple[float, np.ndarray]:
     """One update on batch X (m, d), labels (m,): forward, loss, backward, optimizer step.
     Returns the batch's mean loss and its logits Z2 (m, k), both from before the update."""
     H, Z2 = model.forward(params, X)

@@ -52,8 +52,10 @@ class _StrictComposer(Composer):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.parser.check_event(AliasEvent):
             event = self.parser.peek_event()
-            raise YAMLError(f"line {event.start_mark.line + 1}: an alias (*{event.anchor}): "
-                            f"aliases are not read here; write the value out")  # fmt: skip
+            raise YAMLError(
+                f"line {event.start_mark.line + 1}: an alias (*{event.anchor}): "
+                f"aliases are not read here; write the value out"
+            )
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:

@@ -51,9 +51,12 @@ _READ_SLICE = 16 * 2**20  # bytes read from a zip member at a time
 
 # What a path is, when it is not a regular file
 _NOT_REGULAR = {
-    stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO or pipe", stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-}  # fmt: skip
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO or pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 def open_regular(path: str | os.PathLike, fix: str = "") -> BinaryIO:
@@ -348,8 +351,16 @@ def load_untrusted_npz(
         raise missing_file(path, fix) from None
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile,
-            zlib.error, struct.error) as e:  # fmt: skip
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+        zlib.error,
+        struct.error,
+    ) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
     _check_arrays(path, arrays, schema, fix)
     return arrays
