@@ -23,7 +23,6 @@ import math
 import os
 import signal
 import stat
-import struct
 import tempfile
 import threading
 import zipfile
@@ -38,8 +37,6 @@ from mnistnet.pipeline.errors import DataError, OutputError
 
 # The earliest date a zip header can hold; any fixed value makes the archive reproducible.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# Deflate cannot expand data more than about 1032-fold; a larger claim is a lie.
-_MAX_DEFLATE_RATIO = 1032
 # What an untrusted .npz or .npy may hold, by default: the arrays the reader allocates (and
 # the file itself). The Keras MNIST download expands to 55 MB, a model file to a few MB.
 MAX_UNTRUSTED_BYTES = 128 * 2**20
@@ -318,49 +315,31 @@ def load_untrusted_npz(
 
     ``schema`` maps each required member to ``(dtype, ndim)``; a dtype of None accepts any
     non-object dtype, an ndim of None any rank. Any problem (missing file, not a regular file,
-    not a zip, missing member, wrong dtype or rank, a header that claims more data than the
-    member holds, a file or arrays larger than ``max_bytes``) raises ``DataError`` naming the
-    file and ending with ``fix``, the sentence that tells the user how to repair it.
-
-    Nothing is expanded before it is checked: the members' declared sizes together must fit
-    in ``max_bytes`` (a 2 MB deflated file can declare 2 GB of zeros), each against the
-    file's own size, and each array's header against its member's, so the reader allocates
-    at most ``max_bytes``. A member's stream is read up to its declared size and no further.
+    not an .npz as NumPy writes it, missing member, wrong dtype or rank, a header that claims
+    more data than its member declares, a file or arrays larger than ``max_bytes``) raises
+    ``DataError`` naming the file and ending with ``fix``, the sentence that says how to repair
+    it. Nothing is expanded before it is checked: the members' declared sizes (zipfile's
+    ``ZipInfo.file_size``) together must fit in ``max_bytes`` (a 2 MB deflated file can declare
+    2 GB of zeros), and zipfile reads a member up to its declared size and no further.
     """
     path = Path(path)
     try:
-        with open_regular(path, fix) as f:
-            size = _capped_size(f, path, max_bytes, fix)
-            _check_zip_directory(f, size, path, fix)
-            with zipfile.ZipFile(f) as zf:
-                names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
-                missing = sorted(set(schema) - set(names))
-                if missing:
-                    raise DataError(f"{path}: missing arrays {missing}. {fix}")
-                members = {name: zf.getinfo(names[name]) for name in schema}
-                for info in members.values():
-                    _check_member(info, size)
-                expanded = sum(info.file_size for info in members.values())
-                if expanded > max_bytes:
-                    raise DataError(
-                        f"{path}: its arrays {list(schema)} expand to {expanded:,} bytes; at "
-                        f"most {max_bytes:,} are read. {fix}"
-                    )
-                arrays = {name: _read_member(zf, info) for name, info in members.items()}
+        with open_regular(path, fix) as f, _npz_archive(f, path, max_bytes, fix) as zf:
+            names = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
+            missing = sorted(set(schema) - set(names))
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing}. {fix}")
+            members = {name: zf.getinfo(names[name]) for name in schema}
+            expanded = sum(info.file_size for info in members.values())
+            if expanded > max_bytes:
+                raise DataError(
+                    f"{path}: its arrays {list(schema)} expand to {expanded:,} bytes; at "
+                    f"most {max_bytes:,} are read. {fix}"
+                )
+            arrays = {name: _read_member(zf, info) for name, info in members.items()}
     except FileNotFoundError:
         raise missing_file(path, fix) from None
-    except DataError:
-        raise
-    except (
-        OSError,
-        ValueError,
-        EOFError,
-        KeyError,
-        NotImplementedError,
-        zipfile.BadZipFile,
-        zlib.error,
-        struct.error,
-    ) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
     _check_arrays(path, arrays, schema, fix)
     return arrays
@@ -379,62 +358,36 @@ def npz_shape(path: str | os.PathLike, member: str) -> tuple[int, ...] | None:
         return None
 
 
-def _check_zip_directory(f: BinaryIO, size: int, path: Path | str, fix: str) -> None:
-    """Raise ``DataError`` if the zip directory of the archive ``f`` (``size`` bytes) is over
-    ``_MAX_ZIP_DIRECTORY``, before zipfile reads it. Its size is read from the end record as
-    zipfile finds it (the last 22 bytes, else the last signature in the last 64 KiB, and the
-    zip64 record if a locator points there); an archive without one is left to zipfile to
-    refuse."""
-    tail = min(size, 2**16 + 22)
-    f.seek(size - tail)
-    data = f.read(tail)
-    end = len(data) - 22
-    if not (end >= 0 and data[end : end + 4] == b"PK\x05\x06" and data[-2:] == b"\0\0"):
-        end = data.rfind(b"PK\x05\x06")
-        if end < 0 or len(data) - end < 22:
-            return
-    directory = struct.unpack_from("<I", data, end + 12)[0]
-    locator = size - tail + end - 20  # where a zip64 archive keeps the pointer to its record
-    if locator >= 56:
-        f.seek(locator - 56)
-        zip64 = f.read(76)
-        if zip64[56:60] == b"PK\x06\x07" and zip64[:4] == b"PK\x06\x06":
-            directory = struct.unpack_from("<Q", zip64, 40)[0]
-    f.seek(0)
+@contextlib.contextmanager
+def _npz_archive(f: BinaryIO, path: Path | str, max_bytes: int, fix: str):
+    """The open file ``f`` as a ``zipfile.ZipFile``, if it is no larger than ``max_bytes`` and
+    its zip directory no larger than ``_MAX_ZIP_DIRECTORY`` (zipfile makes an object of ~600
+    bytes of each ~50-byte entry). The directory's size is read from the end record, which
+    np.savez writes as the file's last 22 bytes: an archive with a comment is not an .npz."""
+    size = _capped_size(f, Path(path), max_bytes, fix)
+    f.seek(max(size - 22, 0))
+    end = f.read(22)
+    if len(end) < 22 or end[:4] != b"PK\x05\x06":
+        raise DataError(f"{path}: not an .npz as NumPy writes it (no zip end record). {fix}")
+    directory = int.from_bytes(end[12:16], "little")
     if directory > _MAX_ZIP_DIRECTORY:
         raise DataError(
             f"{path}: its zip directory is {directory:,} bytes, too many members for an .npz "
             f"(one per array); at most {_MAX_ZIP_DIRECTORY:,} are read. {fix}"
         )
-
-
-def _check_member(info: zipfile.ZipInfo, archive_size: int) -> None:
-    """Raise ``ValueError`` unless a member's zip sizes fit in the archive, and it is what
-    ``np.savez`` and ``np.savez_compressed`` write: stored or deflated, not encrypted
-    (zipfile would hand a bzip2 or LZMA stream's whole expansion over in one piece, and ask
-    for a password with a ``RuntimeError``)."""
-    member = info.filename
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise ValueError(
-            f"{member}: compression method {info.compress_type}; only stored and deflated "
-            f"members are read (what np.savez and np.savez_compressed write)"
-        )
-    if info.flag_bits & 0x1:
-        raise ValueError(f"{member} is encrypted")
-    if info.compress_type == zipfile.ZIP_STORED:
-        most = info.compress_size
-    else:  # (+1 KiB: a tiny member's deflate overhead can exceed its data)
-        most = info.compress_size * _MAX_DEFLATE_RATIO + 1024
-    if info.compress_size > archive_size or info.file_size > most:
-        raise ValueError(
-            f"{member}: the zip directory claims {info.file_size} bytes, "
-            f"more data than the {archive_size}-byte file holds"
-        )
+    f.seek(0)
+    with zipfile.ZipFile(f) as zf:
+        yield zf
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """One ``.npy`` member that ``_check_member`` passed; its header is checked against the
-    member's declared size before anything is allocated, and zipfile stops the stream there."""
+    """One ``.npy`` member, stored or deflated as np.savez writes it (zipfile would hand a
+    bzip2 or LZMA member's whole expansion over in one piece)."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1:
+        raise ValueError(
+            f"{info.filename}: compression method {info.compress_type}; only stored and "
+            f"deflated members are read (what np.savez and np.savez_compressed write)"
+        )
     with zf.open(info) as f:
         return _read_npy(f, info.file_size, info.filename)
 
@@ -492,10 +445,9 @@ def load_npy(path: str | os.PathLike, fix: str, max_bytes: int = MAX_UNTRUSTED_B
 
 def npz_names(path: str | os.PathLike, fix: str) -> list[str]:
     """The arrays an ``.npz`` file holds, by name (without ``.npy``)."""
+    path = Path(path)
     try:
-        with open_regular(path, fix) as f:
-            _check_zip_directory(f, os.fstat(f.fileno()).st_size, path, fix)
-            with zipfile.ZipFile(f) as zf:
-                return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+        with open_regular(path, fix) as f, _npz_archive(f, path, MAX_UNTRUSTED_BYTES, fix) as zf:
+            return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e}). {fix}") from e
