@@ -12,7 +12,6 @@ from mnistnet.data.augment import load_pool
 from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
 from mnistnet.data.preprocess import load_split
 from mnistnet.evaluation import history, plots
-from mnistnet.evaluation.robustness import RobustnessConfig
 from mnistnet.nn.batches import epoch_views
 from mnistnet.nn.checkpoint import load_model
 from mnistnet.nn.model import init_params
@@ -37,6 +36,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="model file from the train stage")
     parser.add_argument("--pool", required=True, help="distorted copies from the augment stage")
     parser.add_argument("--robustness", required=True, help="the robustness stage's folder")
+    parser.add_argument("--variant", nargs="+", required=True, help="the variants dvc.yaml runs")
     parser.add_argument("--table", required=True, help="accuracy per variant (.csv) to write")
     parser.add_argument("--out", required=True, help="folder for the PNG files")
     args = parser.parse_args()
@@ -87,7 +87,7 @@ def main() -> None:
         "per_class_accuracy.png": plots.per_class_accuracy(cm),
         "augmented_examples.png": plots.augmented_examples(views, len(pool), shift),
     }
-    robustness = plots.load_robustness(args.robustness, list(RobustnessConfig.model_fields))
+    robustness = plots.load_robustness(args.robustness, args.variant)
     figures["robustness.png"] = plots.robustness_bars(
         {variant: s["accuracy"] for variant, s in robustness.items()}
     )

@@ -39,7 +39,7 @@ def main() -> None:
         f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}"
     )
-    with history.open_log(args.live) as live:
+    with history.logging_to(args.live) as live:
         params, _ = train(
             cfg,
             x_train,

@@ -105,3 +105,35 @@ def test_check_names_what_in_the_own_digits_folder_would_hang_or_break_dvc(tmp_p
         f"error: {three}/scan\\xff.png: a file name that is not printable UTF-8; rename it",
         f"error: {three}/zero.png: not a regular file (DVC would wait on it); remove it",
     ]
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]\n"
+    for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_check_refuses_an_alias_bomb_in_the_package_versions_dvc_reads(tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "stage-packages.yaml").write_text(BOMB)  # ~550 bytes, 9**9 items expanded
+    assert main(["check", str(tmp_path / "params.yaml")]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {tmp_path}/stage-packages.yaml: invalid YAML, line 2: an alias")
+
+
+@pytest.mark.cli
+def test_an_empty_dvc_lock_is_named_with_the_command_that_restores_it(finished_project):
+    project = finished_project
+    (project.root / "dvc.lock").write_text("")  # Ctrl-C while DVC rewrote it
+    assert project.dvc("status", check=False).returncode != 0  # every dvc command fails
+    checked = subprocess.run(
+        [sys.executable, "-m", "mnistnet.apps.cli", "check", "params.yaml"],
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines()[-1].endswith("Restore it: git checkout -- dvc.lock")
+    project.git("checkout", "--", "dvc.lock")
+    assert "up to date" in project.dvc("status").stdout

@@ -403,3 +403,31 @@ def test_digests_quotes_every_path_it_writes(tiny, tmp_path, capsys):
     written = yaml.safe_load(capsys.readouterr().out)
     assert [source["url"] for source in written["sources"]] == [str(odd)]
     assert Sources.model_validate(written).sources[0].url == str(odd)
+
+
+def test_an_idx_folder_declaring_millions_of_images_is_refused_before_it_expands(tiny, tmp_path):
+    """Four 1 KB .gz files whose headers declare 1.37 million images each (1 GiB expanded):
+    refused from the headers, within the dataset's budget, and the next source is tried."""
+    import tracemalloc
+
+    from mnistnet.data.download import IDX_FILES
+
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    for name, filename in IDX_FILES.items():
+        dims = (1_370_000, 28, 28) if name.startswith("x") else (1_370_000,)
+        header = bytes([0, 0, 8, len(dims)]) + np.array(dims, ">u4").tobytes()
+        (bomb / filename).write_bytes(gzip.compress(header + bytes(1000), mtime=0))
+    good = write_keras_npz(tiny, tmp_path / "mnist.npz")
+    sources = config(tiny, {"url": f"{bomb}/"}, {"url": str(good), "sha256": sha256_file(good)})
+    tracemalloc.start()
+    try:
+        arrays, lines = fetch(sources, tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert_same(arrays, tiny)
+    assert any("claims dimensions (1370000, 28, 28), over the" in line for line in lines)
+    assert peak < 64 * 2**20, f"{peak:,} bytes allocated"
+    done = digests(f"{bomb}/")
+    assert done.returncode == 1 and "claims dimensions (1370000, 28, 28)" in done.stderr

@@ -6,8 +6,10 @@ overlap, and that its bytes do not depend on where or when it runs.
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +26,11 @@ pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips 
 
 STAGE_OUTPUTS = {
     "download": ["data/raw/mnist.npz"],
-    "train": ["data/model/model.npz"],  # (DVCLive's log is written as it goes: a log)
+    "train": [
+        "data/model/model.npz",
+        "data/dvclive/metrics.json",
+        "data/dvclive/plots/metrics/train/loss.tsv",
+    ],
 }  # the stages the signal tests interrupt
 
 
@@ -227,3 +233,75 @@ def test_a_second_repro_is_refused_while_one_runs(prepared, tmp_path):
     assert "is busy, it is being blocked by" in second.stderr
     assert first.dvc.returncode == 0, output
     assert dvc_project.dvc("status", "-q", "train", check=False).returncode == 0  # intact
+
+
+def test_a_failed_stage_names_the_commands_that_bring_its_committed_outputs_back(
+    finished_project,
+):
+    """dvc repro deletes a stage's outputs before running it; when the stage fails, the ones
+    in DVC's cache and the ones kept in git come back with the commands its error names."""
+    project = finished_project
+    project.set_params("train", lr=1e6)  # diverges in its first epoch
+    failed = project.dvc("repro", "train", check=False)
+    assert failed.returncode != 0 and "training diverged" in failed.stderr
+    assert not (project.root / "data/dvclive/metrics.json").exists()  # no half-written log
+    assert not (project.root / "data/dvclive/plots").exists()
+    named = "dvc checkout --force train brings back the committed ones"
+    assert named in failed.stderr
+    project.git("checkout", "--", "params.yaml")
+    project.dvc("checkout", "--force", "train")
+    assert project.git("status", "--short").stdout == ""
+    assert "up to date" in project.dvc("status").stdout
+
+    (project.root / "data/own-digits/3/scan.gif").write_bytes(b"GIF89a")  # refused by own
+    failed = project.dvc("repro", "robustness@own", check=False)
+    assert not (project.root / "data/robustness/own.json").exists()
+    restore = re.search(r": (dvc checkout .*) brings back the committed ones", failed.stderr)
+    assert restore.group(1) == (
+        "dvc checkout --force robustness@own && git checkout -- data/robustness/own.json"
+    )
+    subprocess.run(restore.group(1), shell=True, cwd=project.root, env=project.env, check=True)
+    assert project.git("status", "--short", "data/robustness").stdout == ""
+
+
+def test_a_stage_dies_with_its_killed_dvc_and_a_second_run_is_refused(prepared, tmp_path):
+    """kill -9 of dvc cannot stop its stage; the stage notices within a second and stops as
+    SIGTERM stops it (nothing written), so no orphan goes on writing outputs a new run
+    writes. While a stage runs, a second run of it in the same project is refused."""
+    project = prepared.copy(tmp_path / "repo")
+    with Watched(project, "repro", "train") as run:
+        run.wait_for_line(AT_WORK["train"])
+        stage = wait_for_stage(run.dvc, "train")
+        run.dvc.kill()  # SIGKILL to dvc alone: its stage is orphaned
+        assert stage.wait(timeout=15) != 0  # it ended by itself
+        run.finish()
+    for relative in STAGE_OUTPUTS["train"]:
+        assert not (project.root / relative).exists(), f"{relative} left behind"
+
+    lock = project.root / ".dvc/tmp/mnistnet-train.lock"
+    with open(lock, "w") as held:  # as a run of the stage still going would hold it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        env = {**project.env, "DVC_STAGE": "train", "DVC_ROOT": str(project.root)}
+        second = subprocess.run(
+            [
+                sys.executable,
+                "stages/train.py",
+                "--data",
+                "data/processed",
+                "--pool",
+                "data/augmented/pool.npz",
+                "--model",
+                "m.npz",
+                "--live",
+                "live",
+            ],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    assert second.returncode == 1
+    assert "error: stage train is already running (PID 4242), on the same outputs" in second.stderr
+    assert not (project.root / "m.npz").exists()

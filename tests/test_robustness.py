@@ -134,3 +134,18 @@ def test_your_own_digits_with_dvc_add_push_repro_and_metrics_diff(finished_proje
     diff = json.loads(project.dvc("metrics", "diff", "HEAD~2", "--json").stdout)
     own_metrics = diff["data/robustness/own.json"]
     assert "robustness.own.accuracy" in own_metrics
+
+
+@pytest.mark.cli
+def test_the_plot_shows_the_variants_dvc_yaml_declares_not_the_files_left_behind(
+    finished_project,
+):
+    """Dropping `own` from the variants (as docs/start-your-own.md suggests) reruns the plot
+    without it, though own.json from the last run is still in data/robustness."""
+    project = finished_project
+    dvc_yaml = project.root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(", noisy, own]", ", noisy]", 1))
+    assert "Running stage 'plot'" in project.dvc("repro").stdout
+    assert (project.root / "data/robustness/own.json").is_file()
+    table = (project.root / "data/robustness.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in table[1:]] == list(VARIANTS[:-1])

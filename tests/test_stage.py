@@ -81,6 +81,8 @@ STAGE_ARGS = {
         "data/model/model.npz",
         "--robustness",
         "data/robustness",
+        "--variant",
+        *("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own"),
         "--table",
         "data/robustness.csv",
         "--out",
@@ -389,3 +391,27 @@ def test_disk_full_on_a_real_small_filesystem(finished, tmp_path):
         assert [p.name for p in mount.iterdir()] == ["model.npz"]
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.cli
+def test_a_stage_refuses_package_versions_other_than_those_it_records(tmp_path):
+    """With another NumPy first on the path, DVC would record stage-packages.yaml's versions
+    for outputs made with another: the stage says so in one line, before reading anything."""
+    (tmp_path / "stage-packages.yaml").write_text("numpy: 0.0.1\n")
+    stage = [sys.executable, str(ROOT / "stages/preprocess.py"), "--raw", "raw.npz", "--out", "o"]
+    env = {k: v for k, v in os.environ.items() if k != "MNISTNET_NUMERICS"}
+    done = subprocess.run(stage, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert f"has numpy {np.__version__} (recorded: 0.0.1)" in line
+    assert line.endswith(
+        "Install the locked ones (make setup), or set MNISTNET_NUMERICS=native to run anyway."
+    )
+    native = subprocess.run(  # the opt-out: results differ anyway, and it says so
+        stage,
+        cwd=tmp_path,
+        env={**env, "MNISTNET_NUMERICS": "native"},
+        capture_output=True,
+        text=True,
+    )
+    assert "recorded" not in native.stderr and "params file not found" in native.stderr

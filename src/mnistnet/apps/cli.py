@@ -6,7 +6,8 @@
 - ``mnistnet check [PARAMS]`` validates every section of params.yaml. ``make run`` calls it
   before ``dvc repro`` because DVC deletes a stage's outputs before running it: a typo found
   here costs nothing, the same typo found inside a stage leaves that stage's outputs to be
-  restored with ``dvc checkout``.
+  restored with the commands its error names. It also checks what DVC reads before any stage
+  (an empty dvc.lock, aliases in stage-packages.yaml, FIFOs in data/own-digits).
 - ``mnistnet schema [--out FILE]`` prints the JSON Schema of params.yaml (editors use it).
 - ``mnistnet plots-template PATH`` writes the offline HTML template for ``dvc plots show``.
 - ``mnistnet digests URL`` prints the sources file for a local copy of a dataset (its file
@@ -27,7 +28,7 @@ import os
 import sys
 
 from mnistnet.pipeline import numerics  # imports no NumPy
-from mnistnet.pipeline.errors import Error, NumericsError
+from mnistnet.pipeline.errors import ConfigError, Error, NumericsError
 
 DEFAULT_MODEL = "data/model/model.npz"
 
@@ -142,7 +143,7 @@ def check(params_path: str) -> int:
     from mnistnet.apps.params import SECTIONS, check
 
     _, problems = check(params_path)
-    problems += own_digits_problems(os.path.join(os.path.dirname(params_path), OWN_DIGITS))
+    problems += dvc_input_problems(os.path.dirname(params_path) or ".")
     for problem in problems:
         error(problem)
     if not problems:
@@ -151,6 +152,29 @@ def check(params_path: str) -> int:
 
 
 OWN_DIGITS = "data/own-digits"  # the robustness stage's own variant, hashed by DVC
+
+
+def dvc_input_problems(root: str) -> list[str]:
+    """What in the files DVC reads before any stage runs would hang or break every dvc
+    command: an empty dvc.lock (DVC rewrites it in place, so Ctrl-C at "Updating lock file"
+    can leave 0 bytes), a stage-packages.yaml with YAML aliases (a 549-byte alias bomb
+    expands without end), and the own-digits folder's contents."""
+    from mnistnet.pipeline.config import read_params
+
+    problems = []
+    lock = os.path.join(root, "dvc.lock")
+    if os.path.isfile(lock) and os.path.getsize(lock) == 0:
+        problems.append(
+            f"{lock}: empty, as a dvc command interrupted while it rewrote the file leaves it; "
+            f"every dvc command fails on it. Restore it: git checkout -- dvc.lock"
+        )
+    packages = os.path.join(root, "stage-packages.yaml")
+    if os.path.isfile(packages):
+        try:
+            read_params(packages, "package versions file")
+        except ConfigError as e:
+            problems.append(str(e))
+    return problems + own_digits_problems(os.path.join(root, OWN_DIGITS))
 
 
 def own_digits_problems(folder: str) -> list[str]:

@@ -156,6 +156,8 @@ class Sources(Section):
     )
 
 
+# What the four arrays of a dataset may take together: MNIST takes 55 MB, EMNIST-balanced 120
+MAX_DATASET_BYTES = 256 * 2**20
 SOURCES_FILE = "data/mnist-sources.yaml"  # beside params.yaml, as dvc.yaml names it
 
 
@@ -237,6 +239,8 @@ def load_source(source: Source, scratch: Path, timeout: float, log: Log) -> dict
         return decode_pickle(path.read_bytes())
     except SourceError:
         raise
+    except MemoryError:  # a source that decodes to more than this machine holds
+        raise SourceError("its data does not fit in memory") from None
     except (OSError, http.client.HTTPException, DataError, zipfile.BadZipFile) as e:
         # OSError: unreachable hosts, refused connections, stalled transfers (TimeoutError);
         # HTTPException: a malformed reply (bad status line, overlong or too many headers);
@@ -422,15 +426,17 @@ def decode_keras_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def decode_idx_folder(url: str, scratch: Path, timeout: float, log: Log) -> dict[str, np.ndarray]:
-    """Arrays from the four IDX ``.gz`` files in a remote or local folder."""
-    arrays = {}
+    """Arrays from the four IDX ``.gz`` files in a remote or local folder: together at most
+    ``MAX_DATASET_BYTES``, each header checked against what is left before it is expanded."""
+    arrays, left = {}, MAX_DATASET_BYTES
     for name, filename in IDX_FILES.items():
         if "://" in url and not url.startswith("file://"):
             path = fetch_file(url.rstrip("/") + "/" + filename, scratch, timeout, log)
         else:
             folder = urllib.parse.urlparse(url).path if url.startswith("file://") else url
             path = _existing_file(Path(urllib.request.url2pathname(folder)) / filename)
-        arrays[name] = read_idx_file(path)
+        arrays[name] = read_idx_file(path, left)
+        left -= arrays[name].nbytes
     return arrays
 
 

@@ -24,8 +24,9 @@ MAX_DIMS = 4
 MAX_BYTES = 1 << 30  # far above MNIST's 47 MB; anything larger is not a dataset we read
 
 
-def read_idx(stream: BinaryIO, name: str = "<stream>") -> np.ndarray:
-    """Parse one IDX file of unsigned bytes from ``stream``.
+def read_idx(stream: BinaryIO, name: str = "<stream>", max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes from ``stream``, if its header promises at most
+    ``max_bytes`` of data (checked before any is read or allocated).
 
     Returns a read-only-safe ``uint8`` array whose shape is the dimensions in the header,
     e.g. ``(n, 28, 28)`` for images and ``(n,)`` for labels.
@@ -43,10 +44,13 @@ def read_idx(stream: BinaryIO, name: str = "<stream>") -> np.ndarray:
         raise DataError(f"{name}: truncated IDX header.")
     shape = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
     size = math.prod(shape)  # Python ints: a hostile header cannot overflow the check
-    if size > MAX_BYTES or math.prod(max(d, 1) for d in shape) > MAX_BYTES:
+    if size > max_bytes or math.prod(max(d, 1) for d in shape) > max_bytes:
         # (the second test: a zero among huge dimensions holds no data, yet no array has
         # that shape either)
-        raise DataError(f"{name}: IDX header claims dimensions {shape}; refusing to read it.")
+        raise DataError(
+            f"{name}: IDX header claims dimensions {shape}, over the {max_bytes:,} bytes left "
+            f"for this dataset; refusing to read it."
+        )
     data = stream.read(size + 1)  # one byte more than promised reveals trailing garbage
     if len(data) < size:
         raise DataError(
@@ -57,12 +61,13 @@ def read_idx(stream: BinaryIO, name: str = "<stream>") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
 
 
-def read_idx_file(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file from disk, gunzipping it when its name ends in ``.gz``."""
+def read_idx_file(path: str | os.PathLike, max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """Read an IDX file from disk, gunzipping it when its name ends in ``.gz``; at most
+    ``max_bytes`` of data."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            return read_idx(f, path.name)
+            return read_idx(f, path.name, max_bytes)
     except (OSError, EOFError) as e:  # gzip raises BadGzipFile (an OSError) and EOFError
         raise DataError(f"{path.name}: unreadable ({e}).") from e

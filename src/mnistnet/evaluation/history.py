@@ -5,14 +5,19 @@ value of each metric, nested by the ``/`` in its name, and ``"step"``, the epoch
 0) and one ``folder/plots/metrics/NAME.tsv`` per metric (a ``step<TAB>NAME`` row per epoch).
 DVC reads them as the train stage's metrics and plots; ``dvc exp show`` reads them while a run
 is still going, and the VS Code extension refreshes its plots on DVCLive's step signal. They
-are a log: written as training goes, they show the epochs that finished when a run is
-interrupted. No timestamps are logged, so the same run writes the same bytes.
+are written as training goes, so a run watched in ``dvc exp show`` shows its epochs; a run
+that fails or is interrupted removes what it wrote (``logging_to``), as it writes no model, so
+no half-written log is left for DVC to record. No timestamps are logged, so the same run
+writes the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,19 @@ def open_log(folder: str | os.PathLike) -> Any:
     from dvclive import Live  # imported here: only the train stage logs
 
     return Live(str(folder), dvcyaml=False, save_dvc_exp=False, report=None)
+
+
+@contextlib.contextmanager
+def logging_to(folder: str | os.PathLike) -> Iterator[Any]:
+    """``open_log(folder)`` for the length of a block; if the block fails or is interrupted,
+    the files it logged are removed."""
+    try:
+        with open_log(folder) as live:
+            yield live
+    except BaseException:
+        shutil.rmtree(Path(folder) / "plots", ignore_errors=True)
+        (Path(folder) / "metrics.json").unlink(missing_ok=True)
+        raise
 
 
 def log_epoch(live: Any, stats: Any) -> None:
