@@ -33,14 +33,9 @@ test-slow: $(VENV)/.installed-dev
 fuzz: $(VENV)/.installed-dev
 	pytest tests/test_fuzz.py --hypothesis-profile=explore
 
+# Every benchmark in bench/ (a project of your own may delete some, or the folder).
 bench: $(VENV)/.installed
-	python bench/bench_train.py --busy 2
-	python bench/bench_queue.py
-	python bench/bench_augment.py
-	python bench/bench_predict.py
-	python bench/bench_check.py
-	python bench/bench_numerics.py
-	python bench/bench_history.py
+	for script in $(wildcard bench/bench_*.py); do python $$script || exit 1; done
 
 # The README's pictures from the committed run: plot PNGs and a screenshot of the page.
 docs: $(VENV)/.installed-dev

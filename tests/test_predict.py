@@ -498,3 +498,30 @@ def test_answers_stream_in_order_reading_only_a_bounded_window_ahead(digits_and_
     assert out[7][1] == "no such file"
     got = [record(a[0][0], a[1][0]) for i, (_, a) in enumerate(out) if i != 7]
     assert got == [expected[i % 2] for i in range(n) if i != 7]
+
+
+@pytest.mark.cli
+def test_a_closed_pipe_ends_predict_quietly(tmp_path):
+    """`mnistnet predict many.npy | head -1`: the reader leaves after one line."""
+    params = model.init_params(np.random.default_rng(0), 784, 8, 10)
+    save_model(tmp_path / "model.npz", params, TrainConfig(hidden_size=8))
+    images = np.random.default_rng(1).integers(0, 256, (3000, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "many.npy", images)  # 3,000 lines: more than a pipe buffers
+    command = [
+        sys.executable,
+        "-m",
+        "mnistnet.apps.cli",
+        "predict",
+        "--model",
+        str(tmp_path / "model.npz"),
+        str(tmp_path / "many.npy"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does after its line
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141  # 128 + SIGPIPE, as a shell reports it
+    assert first.startswith(str(tmp_path / "many.npy").encode() + b"[0]: ")
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

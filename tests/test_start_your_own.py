@@ -16,6 +16,11 @@ from conftest import ROOT, make_tiny_mnist, write_idx_folder
 
 pytestmark = pytest.mark.cli
 GUIDE = (ROOT / "docs/start-your-own.md").read_text()
+FIXTURE_PARAMS = (  # tests of the committed params.yaml itself
+    "test_params_yaml_points_editors_at_the_schema_and_validates_against_it",
+    "test_the_codes_defaults_are_the_committed_values",
+    "test_check_estimates_memory_before_a_run_can_fail_for_it",
+)
 
 
 def code_blocks(language: str) -> list[str]:
@@ -30,6 +35,21 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
         (src / "apps" / name).unlink()
     init = src / "__init__.py"
     init.write_text(re.sub(r"  - ``(predict|report|experiments)``.*\n", "", init.read_text()))
+    # what mnistnet --help lists is what is left, and each of those runs
+    cli = [sys.executable, "-m", "mnistnet.apps.cli"]
+    shown = subprocess.run([*cli, "--help"], env=project.env, capture_output=True, text=True)
+    listed = re.search(r"\{([a-z,-]+)\}", shown.stdout).group(1).split(",")
+    assert listed == ["check", "serve", "schema", "plots-template", "digests"]
+    for command, status in [
+        (["check", "params.yaml"], 0),
+        (["schema"], 0),
+        (["plots-template", str(tmp_path / "t.html")], 0),
+        (["serve", "--site", str(tmp_path)], 1),  # no site yet: one error line
+    ]:
+        done = subprocess.run(
+            [*cli, *command], cwd=project.root, env=project.env, capture_output=True, text=True
+        )
+        assert done.returncode == status and "Traceback" not in done.stderr, done.stderr
 
     # 3. another dataset: digests of a local copy, as the guide shows
     other = make_tiny_mnist(n_train=300, n_test=80, seed=7)  # not the tests' usual one
@@ -54,8 +74,19 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
     relu_backward = re.search(r"^ +dZ1 = np\.multiply\(dH, H > 0.*$", text, re.MULTILINE).group(0)
     text = text.replace(relu_forward, "    " + forward).replace(relu_backward, "    " + backward)
     model.write_text(text)
+    page = src / "site/mnistnet.js"  # the page's copy of the network, changed alike
+    (js,) = code_blocks("js")
+    relu = re.search(r"^ +for .* H\[j\] = Math\.max\(H\[j\], 0\).*$", page.read_text(), re.M)
+    page.write_text(page.read_text().replace(relu.group(0), js.rstrip("\n")))
+
+    # 3b. no own digits for this dataset: `own` leaves the variants, its old score goes
+    assert "drop `own` from the `variants`" in GUIDE
+    dvc_yaml = project.root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(", noisy, own]", ", noisy]", 1))
 
     project.dvc("repro")
+    table = (project.root / "data/robustness.csv").read_text()
+    assert "clean," in table and "own," not in table  # no stale variant
     metrics = json.loads((project.root / "data/eval/metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.5  # tanh learns the new data too
     assert len(json.loads(project.dvc("exp", "show", "--json").stdout)) >= 1
@@ -81,3 +112,27 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
         text=True,
     )
     assert checked.returncode == 0, checked.stdout[-2000:]
+
+    # 6. the copy's unit tests, as `make test-fast` runs them, minus the deleted apps' tests:
+    # green on the new dataset (the sources file's facts are read, not MNIST's) and network.
+    # Left out: test_params' checks of params.yaml against the code's defaults, which this
+    # fixture rewrote for its tiny data (a real project keeps the committed file)
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    deleted = ("tests/test_predict.py", "tests/test_report.py", "tests/test_experiments.py")
+    deleted += ("tests/test_workflows.py",)  # with .github/: this copy uses no GitHub Actions
+    for name in tracked.stdout.splitlines():
+        copy = project.root / name
+        skipped = name.startswith(("src/", "stages/", "bench/", ".github/", "data/own-digits"))
+        if copy.exists() or skipped or name in deleted or name == "dvc.lock":
+            continue
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, copy)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    fast = subprocess.run(
+        [*pytest, "-m", "not slow and not cli", "-k", f"not ({' or '.join(FIXTURE_PARAMS)})"],
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+    )
+    assert fast.returncode == 0, fast.stdout[-3000:]

@@ -23,6 +23,7 @@ Each command imports only what it needs, so ``predict`` starts without matplotli
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -246,6 +247,19 @@ def serve(site: str, port: int) -> int:
     return 0
 
 
+# The commands built on a trained model, each in a module of apps/ that a project of your own
+# may delete (docs/start-your-own.md): --help lists one only while its modules are there.
+HELP = {
+    "predict": "classify digit images (PNG, JPEG, .npy, .npz)",
+    "experiments": "every experiment's accuracy and changed params, fitting the terminal",
+    "report": "Markdown report of the workspace against a git revision, with charts",
+}
+
+
+def present(module: str) -> bool:
+    return importlib.util.find_spec(f"mnistnet.apps.{module}") is not None
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: every subcommand, its options and their defaults."""
     from mnistnet import __version__
@@ -258,7 +272,13 @@ def parser() -> argparse.ArgumentParser:
         defaults = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
         return commands.add_parser(name, help=help, description=help, formatter_class=defaults)
 
-    p = command("predict", "classify digit images (PNG, JPEG, .npy, .npz)")
+    def app(name: str, *modules: str) -> argparse.ArgumentParser:
+        """A command built on a trained model: listed while its modules are there."""
+        if all(map(present, modules)):
+            return command(name, HELP[name])
+        return argparse.ArgumentParser()  # its options go nowhere
+
+    p = app("predict", "predict")
     p.add_argument(
         "images",
         nargs="+",
@@ -278,11 +298,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="where to write it, e.g. .dvc/offline-plots.html")
     p = command("digests", "the sources file for a local copy of MNIST or a 28x28 dataset like it")
     p.add_argument("url", help="a Keras-style .npz, a folder of the four IDX .gz files, …")
-    p = command(
-        "experiments", "every experiment's accuracy and changed params, fitting the terminal"
-    )
+    p = app("experiments", "experiments", "report")
     p.add_argument("--robustness", action="store_true", help="add the robustness variants")
-    p = command("report", "Markdown report of the workspace against a git revision, with charts")
+    p = app("report", "report")
     p.add_argument("--base", required=True, help="the revision to compare with, e.g. main")
     p.add_argument("--out", required=True, help="folder for report.md and the chart PNGs")
     p.add_argument("--charts-url", help="link the charts here instead of embedding the PNGs")
