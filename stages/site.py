@@ -20,7 +20,7 @@ def main() -> None:
     args = parser.parse_args()
 
     size = build_site(Path(args.model), Path(args.metrics), Path(args.out))
-    log(f"the page: {args.out}/index.html ({size:,} bytes with the model), open it in a browser")
+    log(f"the page: {args.out}/index.html ({size:,} bytes), open it in a browser")
 
 
 if __name__ == "__main__":

@@ -300,6 +300,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("url", help="a Keras-style .npz, a folder of the four IDX .gz files, …")
     p = app("experiments", "experiments", "report")
     p.add_argument("--robustness", action="store_true", help="add the robustness variants")
+    p.add_argument(
+        "--commits", type=int, default=1, metavar="N", help="the last N commits' experiments"
+    )
     p = app("report", "report")
     p.add_argument("--base", required=True, help="the revision to compare with, e.g. main")
     p.add_argument("--out", required=True, help="folder for report.md and the chart PNGs")
@@ -317,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "report":
         return report(args.base, args.out, args.charts_url)
     if args.command == "experiments":
-        return experiments(args.robustness)
+        return experiments(args.robustness, args.commits)
     if args.command == "digests":
         return digests(args.url)
     if args.command == "serve":
@@ -347,10 +350,10 @@ def digests(url: str) -> int:
     return 0
 
 
-def experiments(robustness: bool) -> int:
+def experiments(robustness: bool, commits: int) -> int:
     from mnistnet.apps.experiments import show
 
-    write_stdout(show(robustness) + "\n")
+    write_stdout(show(robustness, commits) + "\n")
     return 0
 
 

@@ -74,9 +74,10 @@ def rows(shown: list[dict], robustness: bool) -> list[tuple[str, list[str], str]
 
 
 def variants() -> list[str]:
+    """The robustness variants shown: all but ``clean``, whose accuracy is the test column."""
     from mnistnet.evaluation.robustness import RobustnessConfig
 
-    return list(RobustnessConfig.model_fields)
+    return [v for v in RobustnessConfig.model_fields if v != "clean"]
 
 
 def cells(metrics: dict[str, Any], columns: dict[str, tuple[str, str]]) -> list[str]:
@@ -85,23 +86,26 @@ def cells(metrics: dict[str, Any], columns: dict[str, tuple[str, str]]) -> list[
 
 
 def render(shown: list[dict], width: int, robustness: bool = False) -> str:
-    """The table as text no wider than ``width`` (at least 60) columns."""
+    """The table as text no wider than ``width`` (at least 60) columns: at 80, every column
+    with ``robustness`` (the cells close up to one space apart where two do not fit)."""
     table = rows(shown, robustness)
     headers = ["experiment", *METRICS, *(variants() if robustness else ())]
     name_width = max(len(headers[0]), *(len(name) for name, _, _ in table))
     cell_width = max(7, *(len(h) for h in headers[1:]))
-    left = name_width + (cell_width + 2) * (len(headers) - 1) + 2
+    gap = 2 if name_width + (cell_width + 2) * (len(headers) - 1) <= width else 1
+    left = name_width + (cell_width + gap) * (len(headers) - 1) + 2
     if width - left >= 30:  # changed params in a column of their own
         indent, room, header = left, width - left, "  changed params"
     else:  # too narrow: on lines of their own, under the row
         indent, room, header = 4, max(width - 4, 20), ""
     lines = [
         f"{headers[0]:<{name_width}}"
-        + "".join(f"  {h:>{cell_width}}" for h in headers[1:])
+        + "".join(f"{'':{gap}}{h:>{cell_width}}" for h in headers[1:])
         + header
     ]
     for name, metric_cells, changed in table:
-        start = f"{name:<{name_width}}" + "".join(f"  {c:>{cell_width}}" for c in metric_cells)
+        cells = "".join(f"{'':{gap}}{c:>{cell_width}}" for c in metric_cells)
+        start = f"{name:<{name_width}}{cells}"
         wrapped = textwrap.wrap(changed, room, break_on_hyphens=False, break_long_words=False)
         if indent == left and wrapped:
             lines.append(f"{start}  {wrapped.pop(0)}")
@@ -111,9 +115,10 @@ def render(shown: list[dict], width: int, robustness: bool = False) -> str:
     return "\n".join(lines)
 
 
-def show(robustness: bool = False) -> str:
-    """Run ``dvc exp show --json`` here and render it for this terminal's width."""
-    shown = dvc_json(Path.cwd(), "exp", "show")
+def show(robustness: bool = False, commits: int = 1) -> str:
+    """Run ``dvc exp show --json`` here (for the last ``commits`` commits and their
+    experiments) and render it for this terminal's width."""
+    shown = dvc_json(Path.cwd(), "exp", "show", *(["-n", str(commits)] if commits > 1 else []))
     if not shown:  # dvc shows nothing in a repository without a commit
         raise DataError("no commit here yet: commit the pipeline (git commit), then dvc exp run")
     return render(shown, shutil.get_terminal_size().columns, robustness)

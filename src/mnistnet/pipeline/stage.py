@@ -18,6 +18,7 @@ import importlib.metadata
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -33,8 +34,23 @@ BUG = (
 )
 
 
-def log(message: str) -> None:
-    """Print one progress line to stderr, unbuffered (DVC shows it as the stage runs)."""
+WIDTH = 80  # columns: a long line (a list of files) wraps, its later lines indented
+
+
+def log(message: str, wrap: bool = True) -> None:
+    """Print a progress line to stderr, unbuffered (DVC shows it as the stage runs), wrapped
+    at ``WIDTH`` columns (a path is never broken). An error line stays one line (``wrap``
+    False): one problem, one line, to read or to grep."""
+    if wrap and len(message) > WIDTH:
+        indent = message[: len(message) - len(message.lstrip())]
+        message = textwrap.fill(
+            message.lstrip(),
+            WIDTH,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
     print(message, file=sys.stderr, flush=True)
 
 
@@ -90,7 +106,8 @@ def restore_hint() -> None:
         commands.append(f"git checkout -- {' '.join(in_git)}")
     log(
         f"dvc repro removed the stage's previous outputs before it ran: "
-        f"{' && '.join(commands)} brings back the committed ones"
+        f"{' && '.join(commands)} brings back the committed ones",
+        wrap=False,  # a command to copy
     )
 
 
@@ -192,10 +209,10 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(130)
     except errors.Error as e:
         for line in str(e).splitlines():  # a ConfigError holds one line per problem
-            log(f"error: {line}")
+            log(f"error: {line}", wrap=False)
         restore_hint()
         sys.exit(1)
     except Exception:
         traceback.print_exc()
-        log(BUG)
+        log(BUG, wrap=False)
         sys.exit(1)
