@@ -436,3 +436,10 @@ def test_an_idx_folder_declaring_millions_of_images_is_refused_before_it_expands
     assert peak < 64 * 2**20, f"{peak:,} bytes allocated"
     done = digests(f"{bomb}/")
     assert done.returncode == 1 and "claims dimensions (1370000, 28, 28)" in done.stderr
+
+
+@pytest.mark.cli
+def test_digests_writes_a_folders_url_ending_in_a_slash(tiny, tmp_path):
+    folder = write_idx_folder(tiny, tmp_path / "idx")
+    done = digests(str(folder))  # typed without the slash
+    assert f'  - url: "{folder}/"' in done.stdout.splitlines()

@@ -54,7 +54,7 @@ def test_following_the_guide_gives_a_pipeline_that_runs(dvc_project, tmp_path):
     # 3. another dataset: digests of a local copy, as the guide shows
     other = make_tiny_mnist(n_train=300, n_test=80, seed=7)  # not the tests' usual one
     folder = write_idx_folder(other, tmp_path / "fashion")
-    assert "mnistnet digests" in GUIDE and "must end in `/`" in GUIDE
+    assert "mnistnet digests" in GUIDE and "writes its URL ending in `/`" in GUIDE
     cli = src / "apps/cli.py"  # the copy's, after step 2
     done = subprocess.run(
         [sys.executable, str(cli), "digests", f"{folder}/"],

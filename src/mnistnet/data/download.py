@@ -518,6 +518,8 @@ def describe(url: str, workdir: Path) -> str:
         for name in ARRAY_NAMES
     }
     # quoted (a JSON string is a YAML one): a '#' or a newline in a path stays in its value
+    if source_kind(url) == "idx-folder" and not url.endswith("/"):
+        url += "/"  # what a folder's https:// URL needs; a local one works either way
     lines = ["sources:", f"  - url: {json.dumps(url)}"] + (
         [f"    sha256: {sha256}"] if sha256 else []
     )
