@@ -30,8 +30,9 @@ def child(samples: int, repeats: int) -> dict:
 
     from mnistnet.nn import model
     from mnistnet.nn.batches import Batches
+    from mnistnet.nn.config import TrainConfig
     from mnistnet.nn.optim import make_optimizer
-    from mnistnet.nn.train import TrainConfig, step
+    from mnistnet.nn.train import step
 
     numerics.apply()  # sets the pinned thread count, as every stage does
     running = numerics.describe()

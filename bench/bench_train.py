@@ -56,12 +56,16 @@ import numpy as np
 
 try:
     from mnistnet.nn import model
-    from mnistnet.nn.train import TrainConfig, train
+    from mnistnet.nn.train import train
     from mnistnet.pipeline.numerics import apply
-except ImportError:
+except ImportError:  # a revision from before the folders
     from mnistnet import model
     from mnistnet.train import TrainConfig, train
     from mnistnet.numerics import apply
+try:
+    from mnistnet.nn.config import TrainConfig
+except ImportError:  # a revision from before the train stage's wiring moved out of nn/
+    from mnistnet.nn.train import TrainConfig
 apply()  # the pinned thread count, as every stage sets it
 
 

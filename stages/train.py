@@ -7,13 +7,15 @@ from mnistnet.pipeline.numerics import pin
 pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/numerics.py)
 
 import argparse
+import time
 from pathlib import Path
 
 from mnistnet.data.augment import load_pool
 from mnistnet.data.preprocess import load_split, split_meta
 from mnistnet.evaluation import history
 from mnistnet.nn.checkpoint import save_model
-from mnistnet.nn.train import TrainConfig, check_memory, train
+from mnistnet.nn.config import TrainConfig, check_memory, format_duration, format_epoch
+from mnistnet.nn.train import train
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.stage import log, run
 from mnistnet.pipeline.storage import npz_shape
@@ -39,17 +41,15 @@ def main() -> None:
         f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}"
     )
+    began = time.perf_counter()
+
+    def epoch_done(stats):  # a progress line, and DVCLive's log
+        log(format_epoch(stats, cfg.epochs, time.perf_counter() - began))
+        history.log_epoch(live, stats)
+
     with history.logging_to(args.live) as live:
-        params, _ = train(
-            cfg,
-            x_train,
-            y_train,
-            x_val,
-            y_val,
-            log,
-            pool,
-            on_epoch=lambda stats: history.log_epoch(live, stats),
-        )
+        params, _ = train(cfg, x_train, y_train, x_val, y_val, pool, on_epoch=epoch_done)
+    log(f"trained {cfg.epochs} epochs in {format_duration(time.perf_counter() - began)}")
     save_model(args.model, params, cfg, data=data, augment=pool_meta["augment"])
 
 

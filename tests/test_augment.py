@@ -15,7 +15,8 @@ from mnistnet.data.augment import (
     warp,
 )
 from mnistnet.data.preprocess import PreprocessConfig, normalize, preprocess
-from mnistnet.nn.train import TrainConfig, train
+from mnistnet.nn.config import TrainConfig
+from mnistnet.nn.train import train
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import load_model, save_model
-from mnistnet.nn.train import TrainConfig
+from mnistnet.nn.config import TrainConfig
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.storage import save_npz
 

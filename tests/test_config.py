@@ -7,7 +7,7 @@ from bad_params import CASES, DROP
 from conftest import ROOT
 from mnistnet.apps.params import SECTIONS
 from mnistnet.data.preprocess import PreprocessConfig
-from mnistnet.nn.train import TrainConfig
+from mnistnet.nn.config import TrainConfig
 from mnistnet.pipeline.config import from_mapping, load_section, read_params
 from mnistnet.pipeline.errors import ConfigError
 

@@ -18,7 +18,7 @@ from conftest import idx_bytes
 from mnistnet.data.idx import read_idx
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import load_model, save_model
-from mnistnet.nn.train import TrainConfig
+from mnistnet.nn.config import TrainConfig
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.storage import load_untrusted_npz
 

@@ -6,7 +6,8 @@ import pytest
 
 from mnistnet.data.preprocess import PreprocessConfig, preprocess
 from mnistnet.evaluation import history
-from mnistnet.nn.train import TrainConfig, train
+from mnistnet.nn.config import TrainConfig
+from mnistnet.nn.train import train
 from mnistnet.pipeline.errors import DataError
 
 SMALL = TrainConfig(hidden_size=16, epochs=3, batch_size=32, lr=0.1)

@@ -22,7 +22,8 @@ from mnistnet.data.images import load_inputs, mnist_style
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import save_model
-from mnistnet.nn.train import TrainConfig, train
+from mnistnet.nn.config import TrainConfig
+from mnistnet.nn.train import train
 from mnistnet.pipeline.errors import DataError
 
 

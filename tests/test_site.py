@@ -27,7 +27,8 @@ from mnistnet.data.images import load_inputs, mnist_style
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import load_model, save_model
-from mnistnet.nn.train import TrainConfig, train
+from mnistnet.nn.config import TrainConfig
+from mnistnet.nn.train import train
 from mnistnet.site.build import PAGE, build_site
 
 PAD = 280  # the page's drawing area, in canvas pixels

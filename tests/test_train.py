@@ -10,8 +10,9 @@ from mnistnet.data.augment import AugmentConfig, make_pool
 from mnistnet.data.preprocess import PreprocessConfig, preprocess
 from mnistnet.nn import model
 from mnistnet.nn.batches import Batches
+from mnistnet.nn.config import TrainConfig, format_epoch
 from mnistnet.nn.optim import ADAM_BETA2, ADAM_EPS, FLUSH_EVERY, make_optimizer
-from mnistnet.nn.train import EpochStats, TrainConfig, format_epoch, step, train
+from mnistnet.nn.train import EpochStats, step, train
 from mnistnet.pipeline.errors import TrainingDiverged
 
 SMALL = TrainConfig(hidden_size=32, epochs=4, batch_size=32, lr=0.1)

@@ -6,7 +6,8 @@ call into this package. Its folders, in reading order:
 - ``nn/``          the network and how it learns: read this first
   - ``model``      the network: forward pass, softmax cross-entropy, backward pass
   - ``optim``      SGD, momentum and Adam updates, learning-rate schedules
-  - ``train``      the training loop, and the ``train`` params section
+  - ``train``      the training loop: ``train``, ``step``, ``evaluate``
+  - ``config``     the ``train`` params section, memory planning, progress lines
   - ``batches``    the shuffled mini-batches each epoch shows: originals or pool copies, moved
   - ``streams``    one random generator per purpose (initial weights, shuffle, augmentation)
   - ``checkpoint`` saving and loading trained networks (``.npz``, no pickle)

@@ -22,8 +22,8 @@ from mnistnet.data.download import SOURCES_FILE, DownloadConfig, load_sources
 from mnistnet.data.preprocess import PreprocessConfig, check_val_size
 from mnistnet.evaluation.plots import PlotConfig
 from mnistnet.evaluation.robustness import RobustnessConfig
-from mnistnet.nn import train
-from mnistnet.nn.train import TrainConfig
+from mnistnet.nn import config as training
+from mnistnet.nn.config import TrainConfig
 from mnistnet.pipeline.config import Section, from_mapping, read_params, shown
 from mnistnet.pipeline.errors import ConfigError
 from mnistnet.pipeline.storage import npz_shape
@@ -124,7 +124,7 @@ def cross_section_problems(sections: dict[str, Any], n_train: int | None = None)
         if augmentation:
             augment.check_memory(augmentation, n)
         if trainer:
-            train.check_memory(trainer, n, n_val, copies)
+            training.check_memory(trainer, n, n_val, copies)
     except ConfigError as e:
         problems.append(str(e))
     return problems

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from mnistnet.data.mnist import PIXELS, SHAPE, SIDE
-from mnistnet.data.preprocess import normalize
 
 
 class Batches:
@@ -77,7 +76,8 @@ class Batches:
 
     def from_pool(self, idx: np.ndarray, where: np.ndarray) -> np.ndarray:
         """Images ``idx`` (c,) as their copies ``where[0]``, moved by ``where[1:]``: (c, 28, 28)."""
-        images = normalize(self.pool[where[0] - 1, idx]).astype(self.x.dtype, copy=False)
+        copies = self.pool[where[0] - 1, idx]  # (c, 784) uint8: scaled as preprocess scales
+        images = (copies.astype(np.float32) / np.float32(255)).astype(self.x.dtype, copy=False)
         views = moved_views(images.reshape(len(idx), *SHAPE), self.shift)
         return views[np.arange(len(idx)), where[1], where[2]]
 
