@@ -101,3 +101,25 @@ def test_an_empty_dvc_lock_is_named_with_the_command_that_restores_it(finished_p
     assert checked.stderr.splitlines()[-1].endswith("Restore it: git checkout -- dvc.lock")
     project.git("checkout", "--", "dvc.lock")
     assert "up to date" in project.dvc("status").stdout
+
+
+@pytest.mark.cli
+def test_in_a_dvc_project_check_finds_what_would_hang_dvc_before_it_runs(finished_project):
+    """What `make run` does first: `mnistnet check` names a FIFO among the own digits and an
+    alias bomb in stage-packages.yaml, each of which hangs every dvc command (DVC reads them
+    before any stage runs); once they are gone, dvc runs as before."""
+    project = finished_project
+    cli = [sys.executable, "-m", "mnistnet.apps.cli", "check", "params.yaml"]
+    packages = project.root / "stage-packages.yaml"
+    committed = packages.read_text()
+    os.mkfifo(project.root / "data/own-digits/3/photo.png")
+    packages.write_text(BOMB)
+    done = subprocess.run(cli, cwd=project.root, env=project.env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "data/own-digits/3/photo.png: not a regular file" in done.stderr
+    assert "stage-packages.yaml: invalid YAML, line 2: an alias" in done.stderr
+    (project.root / "data/own-digits/3/photo.png").unlink()
+    packages.write_text(committed)
+    done = subprocess.run(cli, cwd=project.root, env=project.env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in project.dvc("status").stdout

@@ -101,3 +101,31 @@ def test_outside_a_dvc_project_it_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: `dvc exp show` failed: ERROR: you are not inside of a DVC")
     assert err.count("\n") == 1
+
+
+def test_two_experiments_with_every_variant_fit_80_columns_uncut():
+    def with_scores(rev: dict, base: float) -> dict:
+        rev["data"]["metrics"] |= {
+            f"data/robustness/{v}.json": {"data": {"robustness": {v: {"accuracy": base}}}}
+            for v in ("shifted", "rotated", "scaled", "elastic", "noisy", "own")
+        }
+        return rev
+
+    runs = [with_scores(revision(name, 0.05, 0.9855), 0.9) for name in ("augmented", "no-shift")]
+    runs[0]["data"]["params"]["params.yaml"]["data"]["augment"]["copies"] = 8
+    shown = [with_scores(revision("main", 0.2, 0.9881, runs), 0.95)]
+    table = render(shown, width=80, robustness=True)
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+    assert "…" not in table and "├─ augmented" in table and "└─ no-shift" in table
+    assert table.splitlines()[0].split() == [
+        "experiment",
+        "test",
+        "val",
+        "shifted",
+        "rotated",
+        "scaled",
+        "elastic",
+        "noisy",
+        "own",
+    ]
+    assert table.count("90.00%") == 12  # every variant of both runs, whole
