@@ -12,7 +12,6 @@ from mnistnet.data.augment import load_pool
 from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
 from mnistnet.data.preprocess import load_split
 from mnistnet.evaluation import history, plots
-from mnistnet.nn.batches import epoch_views
 from mnistnet.nn.checkpoint import load_model
 from mnistnet.nn.model import init_params
 from mnistnet.nn.streams import Streams
@@ -56,7 +55,7 @@ def main() -> None:
     pool, _ = load_pool(args.pool, len(x_train))
     shift = meta["train"].get("shift", 0)  # what the model was trained with
     # what the network sees: a few training images in successive epochs
-    views = epoch_views(
+    views = plots.epoch_views(
         x_train[:EXAMPLES], y_train[:EXAMPLES], pool[:, :EXAMPLES], shift, EPOCHS_SHOWN
     )
     trained = meta["train"]  # the settings that made the model: its start can be redrawn

@@ -5,7 +5,8 @@ import pytest
 
 from mnistnet.data.augment import AugmentConfig, make_pool
 from mnistnet.data.preprocess import normalize
-from mnistnet.nn.batches import Batches, epoch_views
+from mnistnet.evaluation.plots import epoch_views
+from mnistnet.nn.batches import Batches
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

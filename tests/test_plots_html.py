@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from mnistnet.evaluation.plots_html import offline_template, write_offline_template
+from mnistnet.apps.plots_html import offline_template, write_offline_template
 
 CDN_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?https?:", re.IGNORECASE)
 

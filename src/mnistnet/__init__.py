@@ -23,12 +23,12 @@ call into this package. Its folders, in reading order:
   - ``robustness`` variants of the test set (shifted, rotated, …, your own digits)
   - ``history``    the per-epoch training log, written with DVCLive and read back
   - ``plots``      the PNG figures of the plot stage
-  - ``plots_html`` the offline HTML template for ``dvc plots show``
 - ``apps/``        what is built on a trained model; no stage imports these
   - ``cli``        the ``mnistnet`` command (``serve``: the site folder on 127.0.0.1)
   - ``params``     the whole params file: ``mnistnet check``, the JSON Schema, the table of keys
   - ``experiments`` ``mnistnet experiments``: every experiment in a table that fits the terminal
   - ``predict``    reading, normalizing and classifying your own digit images
+  - ``plots_html`` ``mnistnet plots-template``: the offline HTML template for ``dvc plots show``
   - ``report``     ``mnistnet report``: a revision against another, as Markdown and PNG charts
 - ``site/``        the draw-a-digit page, the network running in it (page files beside)
   - ``build``      the static folder: the page, its scripts, the weights and the model's facts

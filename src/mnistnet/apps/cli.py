@@ -325,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
         return digests(args.url)
     if args.command == "serve":
         return serve(args.site, args.port)
-    from mnistnet.evaluation.plots_html import write_offline_template
+    from mnistnet.apps.plots_html import write_offline_template
 
     write_offline_template(args.path)
     print(f"wrote {args.path}")

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from mnistnet.data.mnist import SHAPE, SIDE
+from mnistnet.nn.batches import Batches
 from mnistnet.pipeline.config import Section
 from mnistnet.pipeline.storage import atomic_path, missing_file
 
@@ -308,10 +309,22 @@ def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndar
     }
 
 
+def epoch_views(
+    x: np.ndarray, labels: np.ndarray, pool: np.ndarray | None, shift: int, epochs: int
+) -> np.ndarray:
+    """Images x (m, d) as ``nn.batches.Batches`` shows them in ``epochs`` successive epochs: float
+    (m, epochs, d). Drawn with a fixed seed: a picture of what training sees, not a replay."""
+    batches = Batches(x, labels, len(x), pool, shift)
+    rng = np.random.default_rng(0)
+    order = np.arange(len(x))
+    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0].copy() for _ in range(epochs)]
+    return np.stack(views, axis=1)  # (m, epochs, d)
+
+
 def augmented_examples(views: np.ndarray, copies: int, shift: int) -> Figure:
     """What the network sees: each training image (row) as shown in successive epochs.
 
-    ``views`` (m, epochs, 784) in [0, 1], from ``batches.epoch_views`` over a pool of ``copies``
+    ``views`` (m, epochs, 784) in [0, 1], from ``epoch_views`` over a pool of ``copies``
     distorted copies with per-epoch shifts up to ``shift`` pixels.
     """
     m, epochs = views.shape[:2]

@@ -90,15 +90,3 @@ def moved_views(images: np.ndarray, shift: int) -> np.ndarray:
     padded = np.zeros((len(images), side, side), images.dtype)
     padded[:, shift : shift + SIDE, shift : shift + SIDE] = images
     return np.lib.stride_tricks.sliding_window_view(padded, SHAPE, axis=(1, 2))
-
-
-def epoch_views(
-    x: np.ndarray, labels: np.ndarray, pool: np.ndarray | None, shift: int, epochs: int
-) -> np.ndarray:
-    """Images x (m, d) as ``Batches`` shows them in ``epochs`` successive epochs: float
-    (m, epochs, d). Drawn with a fixed seed: a picture of what training sees, not a replay."""
-    batches = Batches(x, labels, len(x), pool, shift)
-    rng = np.random.default_rng(0)
-    order = np.arange(len(x))
-    views = [next(batches.epoch(order, batches.draw(rng, len(x))))[0].copy() for _ in range(epochs)]
-    return np.stack(views, axis=1)  # (m, epochs, d)
