@@ -164,28 +164,36 @@ def load_inputs(path: str | os.PathLike) -> np.ndarray:
     but a regular file (a folder, a FIFO, a socket, a device), which is refused unread.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(_folder_problem(path))
+    kind, data = _sniff(path)
+    if kind is None:
+        raise DataError(f"not a PNG, JPEG, .npy or .npz file (it starts {data!r})")
+    return decode_image(data) if kind == "image" else _load_array(path, kind)
+
+
+def _sniff(path: Path) -> tuple[str | None, bytes]:
+    """What the regular file at ``path`` is, from its first bytes (``file_kind``), and its
+    bytes where it is an image (else the first 8). Raises ``DataError`` for a missing,
+    unreadable or oversized file, or anything but a regular file, which is refused unread."""
     try:
-        if path.is_dir():
-            raise DataError(_folder_problem(path))
         with open_regular(path) as f:
             head = f.read(8)
             kind = file_kind(head)
             if kind is None:
-                raise DataError(f"not a PNG, JPEG, .npy or .npz file (it starts {head!r})")
+                return None, head
             size = os.fstat(f.fileno()).st_size
             if size > MAX_FILE_BYTES:
                 raise DataError(f"{size:,} bytes; at most {MAX_FILE_BYTES:,} are read")
             # never more than the cap, even from a file that grows while it is read
-            data = head + f.read(MAX_FILE_BYTES + 1 - len(head)) if kind == "image" else None
+            data = head + f.read(MAX_FILE_BYTES + 1 - len(head)) if kind == "image" else head
     except FileNotFoundError:
         raise DataError("no such file") from None
     except OSError as e:
         raise DataError(f"cannot read it ({e.strerror or e})") from None
-    if data is not None:
-        if len(data) > MAX_FILE_BYTES:
-            raise DataError(f"more than {MAX_FILE_BYTES:,} bytes; at most that many are read")
-        return decode_image(data)
-    return _load_array(path, kind)
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(f"more than {MAX_FILE_BYTES:,} bytes; at most that many are read")
+    return kind, data
 
 
 def _folder_problem(folder: Path) -> str:
@@ -317,13 +325,7 @@ DIGITS = {str(d) for d in range(10)}
 
 def _read_photo(path: Path) -> np.ndarray:
     """One PNG or JPEG photo as float32 (1, 784): anything else is a ``DataError``."""
-    try:
-        with open_regular(path) as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # never more than the cap
-    except OSError as e:
-        raise DataError(f"cannot read it ({e.strerror or e})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise DataError(f"more than {MAX_FILE_BYTES:,} bytes")
-    if file_kind(data[:8]) != "image":
+    kind, data = _sniff(path)
+    if kind != "image":
         raise DataError("not a PNG or JPEG photo")
     return decode_image(data)

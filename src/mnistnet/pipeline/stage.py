@@ -111,6 +111,17 @@ def restore_hint() -> None:
     )
 
 
+def _proc_stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command's name (state first, then the parent's
+    PID, …, the start time at index 19); None for a process that has ended, zombies too."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in (b"Z", b"X") else fields
+
+
 def _dvc_process() -> tuple[int, bytes] | None:
     """The ``dvc`` process this stage runs under, as (PID, start time): the nearest of its
     parent and grandparent (DVC runs the command through ``$SHELL -c``) whose command line
@@ -120,24 +131,15 @@ def _dvc_process() -> tuple[int, bytes] | None:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 words = f.read().split(b"\0")
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read().rsplit(b")", 1)[1].split()  # after the command's name
         except OSError:
             return None
+        fields = _proc_stat(pid)
+        if fields is None:
+            return None
         if any(w == b"dvc" or w.endswith(b"/dvc") for w in words[:3]):  # dvc, python -m dvc
-            return pid, stat[19]  # field 22: the start time, against a reused PID
-        pid = int(stat[1])  # field 4: its parent
+            return pid, fields[19]  # the start time: a reused PID is another process
+        pid = int(fields[1])
     return None
-
-
-def _start_time(pid: int) -> bytes | None:
-    """The start time of process ``pid``; None once it has ended (a zombie has too)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return None if stat[0] in (b"Z", b"X") else stat[19]
 
 
 def die_with_dvc() -> None:
@@ -149,7 +151,7 @@ def die_with_dvc() -> None:
         return
 
     def watch() -> None:
-        while _start_time(dvc[0]) == dvc[1]:
+        while (fields := _proc_stat(dvc[0])) is not None and fields[19] == dvc[1]:
             time.sleep(1)
         os.kill(os.getpid(), signal.SIGTERM)
 
