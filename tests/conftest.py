@@ -20,6 +20,7 @@ import http.server
 import os
 import pickle
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -293,3 +294,55 @@ class Project:
             for p in sorted((self.root / "data").rglob("*"))
             if p.is_file() and p.name != ".gitignore"
         }
+
+
+def zip_of_one(
+    name: bytes, stream: bytes, method: int, crc: int, declared: int, stored: int | None = None
+) -> bytes:
+    """A zip archive of one member whose directory says what the caller says: its method,
+    its CRC and its uncompressed size, whatever ``stream`` expands to; and its compressed
+    size, ``stored`` (default: the stream's real length)."""
+    stored = len(stream) if stored is None else stored
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            stored,
+            declared,
+            len(name),
+            0,
+        )
+        + name
+        + stream
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            stored,
+            declared,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
+    return local + central + end

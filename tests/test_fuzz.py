@@ -6,7 +6,6 @@ repeat from run to run (profiles in conftest.py); `make fuzz` draws 5,000 new on
 """
 
 import io
-import struct
 import tempfile
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from conftest import idx_bytes
+from conftest import idx_bytes, zip_of_one
 from mnistnet.data.idx import read_idx
 from mnistnet.nn import model
 from mnistnet.nn.checkpoint import load_model, save_model
@@ -111,40 +110,9 @@ def test_zip_directory_claiming_more_than_the_file_holds_is_refused_before_alloc
     claimed = 3_900_000_000
     header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({claimed // 4 - 32},), }}"
     npy = b"\x93NUMPY\x01\x00" + (len(header) + 1).to_bytes(2, "little") + header.encode() + b"\n"
-    name = b"W1.npy"
-    local = (
-        struct.pack(
-            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, 0, claimed, claimed, len(name), 0
-        )
-        + name
-        + npy
-        + b"\0" * 64
-    )
-    central = (
-        struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            20,
-            20,
-            0,
-            0,
-            0,
-            0x21,
-            0,
-            claimed,
-            claimed,
-            len(name),
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        )
-        + name
-    )
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
-    (tmp_path / "lying.npz").write_bytes(local + central + end)
+    name = b"W1.npy"  # stored, its sizes both claimed
+    lying = zip_of_one(name, npy + b"\0" * 64, 0, 0, claimed, stored=claimed)
+    (tmp_path / "lying.npz").write_bytes(lying)
     try:
         load_untrusted_npz(tmp_path / "lying.npz", {"W1": (np.float32, 1)}, fix="")
     except DataError as e:

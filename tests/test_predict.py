@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import ROOT
+from conftest import ROOT, zip_of_one
 from mnistnet.apps.predict import AHEAD, CHUNK_FILES, PARALLEL_FROM, answers, classify, record
 from mnistnet.data.images import load_inputs, mnist_style
 from mnistnet.data.preprocess import normalize
@@ -280,7 +280,7 @@ def hostile_files(folder) -> dict[str, str]:
     with open(folder / "zeros.png", "wb") as f:
         f.truncate(2**30)
     (folder / "empty-folder").mkdir()
-    (folder / "bomb.npz").write_bytes(lying_npz(100_000_128, os.urandom(100_000)))
+    (folder / "bomb.npz").write_bytes(zip_of_one(b"x.npy", os.urandom(100_000), 8, 0, 100_000_128))
     return {
         "text-bomb.png": "not a readable PNG or JPEG (ValueError: Decompressed data too large",
         "corrupt.png": "not a readable PNG or JPEG",
@@ -291,44 +291,6 @@ def hostile_files(folder) -> dict[str, str]:
         "missing.png": "no such file",
         "bomb.npz": "its arrays ['x'] expand to 100,000,128 bytes; at most 67,108,864 are read",
     }
-
-
-def lying_npz(declared: int, stream: bytes) -> bytes:
-    """A 100 KB .npz whose one deflated member declares ``declared`` bytes: what a deflate
-    bomb says of itself (it need not inflate to that: the claim alone must be refused)."""
-    name = b"x.npy"
-    local = (
-        struct.pack(
-            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, 0, len(stream), declared, len(name), 0
-        )
-        + name
-        + stream
-    )
-    central = (
-        struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            20,
-            20,
-            0,
-            8,
-            0,
-            0x21,
-            0,
-            len(stream),
-            declared,
-            len(name),
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        )
-        + name
-    )
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
-    return local + central + end
 
 
 def test_each_hostile_file_is_one_data_error(tmp_path):

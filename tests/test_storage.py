@@ -5,7 +5,6 @@ import hashlib
 import io
 import os
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, zip_of_one
 from mnistnet.pipeline import storage
 from mnistnet.pipeline.errors import DataError, OutputError
 from mnistnet.pipeline.storage import (
@@ -169,54 +168,6 @@ def test_object_arrays_are_refused(tmp_path):
     with pytest.raises(ValueError, match="pickle"):
         save_npz(tmp_path / "o.npz", {"o": np.array([{}], dtype=object)})
     assert not (tmp_path / "o.npz").exists()
-
-
-def zip_of_one(name: bytes, stream: bytes, method: int, crc: int, declared: int) -> bytes:
-    """A zip archive of one member whose directory says what the caller says: its method,
-    its CRC and its uncompressed size, whatever ``stream`` expands to."""
-    local = (
-        struct.pack(
-            "<IHHHHHIIIHH",
-            0x04034B50,
-            20,
-            0,
-            method,
-            0,
-            0x21,
-            crc,
-            len(stream),
-            declared,
-            len(name),
-            0,
-        )
-        + name
-        + stream
-    )
-    central = (
-        struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            20,
-            20,
-            0,
-            method,
-            0,
-            0x21,
-            crc,
-            len(stream),
-            declared,
-            len(name),
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        )
-        + name
-    )
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local), 0)
-    return local + central + end
 
 
 def deflated(data: bytes) -> bytes:
