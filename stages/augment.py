@@ -8,7 +8,7 @@ pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/n
 import argparse
 
 from mnistnet.data.augment import AugmentConfig, check_memory, make_pool, save_pool
-from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.data.splits import load_split, split_meta
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.stage import log, run
 

@@ -8,7 +8,7 @@ pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/n
 import argparse
 from pathlib import Path
 
-from mnistnet.data.preprocess import load_split
+from mnistnet.data.splits import load_split
 from mnistnet.evaluation.metrics import (
     classes_report,
     confusion_rows_csv,
@@ -16,10 +16,10 @@ from mnistnet.evaluation.metrics import (
     metrics_json,
     misclassified_csv,
 )
-from mnistnet.nn.checkpoint import load_model
+from mnistnet.nn import checkpoint
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.stage import log, run
-from mnistnet.pipeline.storage import write_json, write_text
+from mnistnet.pipeline.storage import load_npz, write_json, write_text
 
 
 def main() -> None:
@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for the evaluation files")
     args = parser.parse_args()
 
-    params, _ = load_model(args.model, trusted=True)  # the train stage's
+    arrays = load_npz(args.model, checkpoint.SCHEMA, checkpoint.FIX)  # the train stage's
+    params, _ = checkpoint.from_arrays(arrays, args.model)
     x_test, y_test = load_split(args.test)
     try:
         result = evaluate_model(params, x_test, y_test)

@@ -9,13 +9,13 @@ pin()  # before NumPy loads: the same bytes on every AVX2 x86-64 CPU (pipeline/n
 import argparse
 
 from mnistnet.data.images import read_labelled_folder
-from mnistnet.data.preprocess import load_split
+from mnistnet.data.splits import load_split
 from mnistnet.evaluation.metrics import evaluate_model
 from mnistnet.evaluation.robustness import RobustnessConfig, scores, vary
-from mnistnet.nn.checkpoint import load_model
+from mnistnet.nn import checkpoint
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.stage import log, run
-from mnistnet.pipeline.storage import write_json
+from mnistnet.pipeline.storage import load_npz, write_json
 
 
 def main() -> None:
@@ -29,7 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = load_section(args.params, "robustness", RobustnessConfig)
-    params, _ = load_model(args.model, trusted=True)  # the train stage's
+    arrays = load_npz(args.model, checkpoint.SCHEMA, checkpoint.FIX)  # the train stage's
+    params, _ = checkpoint.from_arrays(arrays, args.model)
     if args.variant == "own":
         x, y = read_labelled_folder(args.own)
     else:

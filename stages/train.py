@@ -10,15 +10,15 @@ import argparse
 import time
 from pathlib import Path
 
-from mnistnet.data.augment import load_pool
-from mnistnet.data.preprocess import load_split, split_meta
+from mnistnet.data.mnist import CLASSES
+from mnistnet.data.splits import load_pool, load_split, split_meta
 from mnistnet.evaluation import history
-from mnistnet.nn.checkpoint import save_model
+from mnistnet.nn import checkpoint
 from mnistnet.nn.config import TrainConfig, check_memory, format_duration, format_epoch
 from mnistnet.nn.train import train
 from mnistnet.pipeline.config import load_section
 from mnistnet.pipeline.stage import log, run
-from mnistnet.pipeline.storage import npz_shape
+from mnistnet.pipeline.storage import npz_shape, save_npz
 
 
 def main() -> None:
@@ -33,10 +33,9 @@ def main() -> None:
     cfg = load_section(args.params, "train", TrainConfig)
     x_train, y_train = load_split(Path(args.data) / "train.npz")
     x_val, y_val = load_split(Path(args.data) / "val.npz")
-    data = split_meta(Path(args.data) / "train.npz")
     copies = (npz_shape(args.pool, "pool") or (0,))[0]  # from its header, before loading it
-    check_memory(cfg, len(x_train), len(x_val), copies)
-    pool, pool_meta = load_pool(args.pool, len(x_train))
+    check_memory(cfg, len(x_train), len(x_val), copies, x_train.shape[1], CLASSES)
+    pool, pool_meta = load_pool(args.pool)
     log(
         f"training on {len(x_train)} images{augmentation(len(pool), cfg.shift)}, "
         f"validating on {len(x_val)}"
@@ -48,9 +47,12 @@ def main() -> None:
         history.log_epoch(live, stats)
 
     with history.logging_to(args.live) as live:
-        params, _ = train(cfg, x_train, y_train, x_val, y_val, pool, on_epoch=epoch_done)
+        params, _ = train(
+            cfg, x_train, y_train, x_val, y_val, pool, on_epoch=epoch_done, classes=CLASSES
+        )
     log(f"trained {cfg.epochs} epochs in {format_duration(time.perf_counter() - began)}")
-    save_model(args.model, params, cfg, data=data, augment=pool_meta["augment"])
+    meta = {"train": cfg.model_dump(), "data": split_meta(Path(args.data) / "train.npz")}
+    save_npz(args.model, checkpoint.to_arrays(params, {**meta, "augment": pool_meta["augment"]}))
 
 
 def augmentation(copies: int, shift: int) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from filelock import FileLock
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,28 @@ def make_tiny_mnist(n_train: int = 240, n_test: int = 60, seed: int = 0) -> dict
     x_train, y_train = draw(n_train)
     x_test, y_test = draw(n_test)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def save_model(path, params, cfg, data=None, augment=None) -> None:
+    """A model file as the train stage writes one (``augment`` None: no pool's settings)."""
+    from mnistnet.nn import checkpoint
+    from mnistnet.pipeline.storage import save_npz
+
+    meta = {"train": cfg.model_dump(), "data": data}
+    save_npz(
+        path, checkpoint.to_arrays(params, meta | ({} if augment is None else {"augment": augment}))
+    )
+
+
+def load_model(path, trusted=False):
+    """A model file as the stages (``trusted``) or ``mnistnet predict`` read one."""
+    from mnistnet.data import untrusted
+    from mnistnet.nn import checkpoint
+    from mnistnet.pipeline import storage
+
+    reader = storage.load_npz if trusted else untrusted.load_npz
+    arrays = reader(path, checkpoint.SCHEMA, checkpoint.FIX)
+    return checkpoint.from_arrays(arrays, path, None if trusted else 784)
 
 
 def digests_of(arrays: dict[str, np.ndarray]) -> dict[str, str]:
@@ -181,6 +204,22 @@ def write_sources(path: Path, tiny: dict[str, np.ndarray], url: str) -> Path:
     return path
 
 
+# The tiny project's robustness matrix: one variant made from the test set, one from your own
+# digits (dvc.yaml's other five run the same code with other settings). Each variant is a
+# stage run, and the tiny pipeline is run in dozens of tests.
+VARIANTS = ("rotated", "own")
+
+
+def project_env(repo: Path, env: dict | None = None) -> dict[str, str]:
+    """The environment the tests run dvc in: .venv first, the package from ``repo/src``."""
+    full_env = dict(os.environ)
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env['PATH']}"
+    full_env["PYTHONPATH"] = str(repo / "src")
+    full_env["DVC_NO_ANALYTICS"] = "1"
+    full_env.update(env or {})
+    return full_env
+
+
 def make_project(
     root: Path, tiny: dict[str, np.ndarray], source: str | None = None, env: dict | None = None
 ) -> Project:
@@ -198,6 +237,10 @@ def make_project(
             shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, repo / name)
+    dvc_yaml = repo / "dvc.yaml"  # the robustness matrix, down to the variants tested
+    every = "variant: [clean, shifted, rotated, scaled, elastic, noisy, own]"
+    assert every in dvc_yaml.read_text(), "dvc.yaml's variants changed: update conftest.py"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(every, f"variant: [{', '.join(VARIANTS)}]"))
     if source is None:
         source = str(write_keras_npz(tiny, root / "tiny-mnist.npz"))
 
@@ -209,12 +252,7 @@ def make_project(
     params["plot"]["dpi"] = 30  # small PNGs draw faster; the plot stage reruns in many tests
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    full_env = dict(os.environ)
-    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env['PATH']}"
-    full_env["PYTHONPATH"] = str(repo / "src")
-    full_env["DVC_NO_ANALYTICS"] = "1"
-    full_env.update(env or {})
-    project = Project(repo, full_env)
+    project = Project(repo, project_env(repo, env))
     project.git("init", "-q")
     project.git("config", "user.name", "test")
     project.git("config", "user.email", "test@example.com")
@@ -225,32 +263,59 @@ def make_project(
     return project
 
 
-# Each real-dvc test starts from a copy of a repository built once per session: a fresh
-# one (nothing run yet) or a finished one (every stage run, results committed). Copying a
-# repo takes a fraction of a second; building the finished one runs the whole pipeline.
+# Each real-dvc test starts from a copy of a repository built once per test run: a fresh one
+# (nothing run yet), a finished one (every stage run, results committed), an experimented
+# one. Copying a repo takes a fraction of a second; building the finished one runs the whole
+# pipeline. With pytest-xdist, the first worker to need one builds it under a file lock and
+# the others wait and reuse it (the pattern pytest-xdist documents for session fixtures).
+
+
+def shared(tmp_path_factory, worker_id: str, name: str, build) -> Project:
+    """The project ``build(folder)`` makes in ``folder``, built once for all workers."""
+    if worker_id == "master":  # no xdist: one process, one build
+        return build(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed midway
+            folder.mkdir()
+            build(folder)
+            (folder / "built").touch()
+    return Project(folder / "repo", project_env(folder / "repo"))
 
 
 @pytest.fixture(scope="session")
-def fresh_template(tmp_path_factory, tiny) -> Project:
-    return make_project(tmp_path_factory.mktemp("fresh"), tiny)
+def fresh_template(tmp_path_factory, worker_id, tiny) -> Project:
+    return shared(tmp_path_factory, worker_id, "fresh", lambda root: make_project(root, tiny))
 
 
-@pytest.fixture(scope="session")
-def finished_template(tmp_path_factory, tiny) -> Project:
-    project = make_project(tmp_path_factory.mktemp("finished"), tiny)
-    project.first_run = project.dvc("repro")  # what the tests read of a first run
+def _finish(root: Path, tiny) -> Project:
+    project = make_project(root, tiny)
+    first_run = project.dvc("repro").stdout
+    (root / "first-run.txt").write_text(first_run)  # what the tests read of a first run
     project.git("add", "-A")
     project.git("commit", "-q", "-m", "results")
     return project
 
 
 @pytest.fixture(scope="session")
-def experimented_template(finished_template, tmp_path_factory) -> Project:
+def finished_template(tmp_path_factory, worker_id, tiny) -> Project:
+    project = shared(tmp_path_factory, worker_id, "finished", lambda root: _finish(root, tiny))
+    project.first_run = (project.root.parent / "first-run.txt").read_text()
+    return project
+
+
+@pytest.fixture(scope="session")
+def experimented_template(finished_template, tmp_path_factory, worker_id) -> Project:
     """``finished_template`` after `dvc exp run -n wider -S train.hidden_size=24`, whose
     results are left in the workspace (params.yaml and dvc.lock changed, uncommitted)."""
-    project = finished_template.copy(tmp_path_factory.mktemp("experimented") / "repo")
-    project.dvc("exp", "run", "-n", "wider", "-S", "train.hidden_size=24")
-    return project
+
+    def experiment(root: Path) -> Project:
+        project = finished_template.copy(root / "repo")
+        project.dvc("exp", "run", "-n", "wider", "-S", "train.hidden_size=24")
+        return project
+
+    return shared(tmp_path_factory, worker_id, "experimented", experiment)
 
 
 @pytest.fixture

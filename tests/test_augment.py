@@ -190,10 +190,11 @@ def test_training_on_the_pool_learns_and_is_reproducible(tiny):
 
 
 def test_the_pool_loads_as_it_was_saved(tmp_path, images):
-    from mnistnet.data.augment import load_pool, save_pool
+    from mnistnet.data.augment import save_pool
+    from mnistnet.data.splits import load_pool
 
     cfg = AugmentConfig(copies=1)
     made_from = {"seed": 0, "split": "train", "val_size": 40}
     save_pool(tmp_path / "pool.npz", make_pool(normalize(images), cfg), cfg, made_from)
-    pool, meta = load_pool(tmp_path / "pool.npz", len(images))
+    pool, meta = load_pool(tmp_path / "pool.npz")
     assert pool.shape == (1, 50, 784) and meta["augment"]["copies"] == 1

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mnistnet.nn import model
-from mnistnet.nn.checkpoint import load_model, save_model
+from conftest import load_model, save_model
+from mnistnet.nn import checkpoint, model
 from mnistnet.nn.config import TrainConfig
 from mnistnet.pipeline.errors import DataError
 from mnistnet.pipeline.storage import save_npz
@@ -27,9 +27,9 @@ def test_round_trip_and_identical_bytes(tmp_path):
 
 def test_wrong_shapes_are_refused(tmp_path):
     p = params()
-    save_model(tmp_path / "m.npz", p, TrainConfig())
+    arrays = checkpoint.to_arrays(p, {})
     with pytest.raises(DataError, match="do not form a 100-h-k network"):
-        load_model(tmp_path / "m.npz", input_size=100)
+        checkpoint.from_arrays(arrays, "m.npz", input_size=100)
     p["b1"] = np.zeros(3, np.float32)
     save_model(tmp_path / "bad.npz", p, TrainConfig())
     with pytest.raises(DataError, match=r"layer shapes .*\(3,\)"):
@@ -48,8 +48,8 @@ def test_foreign_files_are_refused(tmp_path):
 
 
 def test_weights_of_another_dtype_are_refused(tmp_path):
-    """predict and serve read any model path: a file of integer or text weights is a clear
-    error there, not a traceback from the first matrix product."""
+    """predict reads any model path: a file of integer or text weights is a clear error
+    there, not a traceback from the first matrix product."""
     arrays = {name: a.astype(np.int32) for name, a in params().items()}
     arrays["meta"] = np.array('{"format": "mnistnet-mlp/1"}')
     save_npz(tmp_path / "ints.npz", arrays)
@@ -61,11 +61,11 @@ def test_weights_of_another_dtype_are_refused(tmp_path):
 def test_the_stages_read_a_model_past_the_cap_on_files_from_outside(tmp_path, monkeypatch):
     """The train stage may write a model larger than predict's cap (a wide network); the
     stages load it as the pipeline's own file."""
-    from mnistnet.pipeline import storage
+    from mnistnet.data import untrusted
 
     save_model(tmp_path / "m.npz", params(), TrainConfig(hidden_size=16))
     size = (tmp_path / "m.npz").stat().st_size
-    monkeypatch.setattr(storage.load_untrusted_npz, "__defaults__", (size // 2,))
+    monkeypatch.setattr(untrusted.load_npz, "__defaults__", (size // 2,))
     with pytest.raises(DataError, match="at most"):
         load_model(tmp_path / "m.npz")
     loaded, _ = load_model(tmp_path / "m.npz", trusted=True)

@@ -76,8 +76,8 @@ def test_a_repository_without_a_commit_is_one_line(tmp_path):
 
 
 @pytest.mark.cli
-def test_it_reads_the_real_dvc_exp_show_at_100_columns(experimented_template):
-    project = experimented_template
+def test_it_reads_the_real_dvc_exp_show_at_100_columns(experimented_template, tmp_path):
+    project = experimented_template.copy(tmp_path / "repo")  # the template is shared: read a copy
     env = {**project.env, "COLUMNS": "100"}
     done = subprocess.run(
         [sys.executable, "-m", "mnistnet.apps.cli", "experiments"],

@@ -13,13 +13,12 @@ import numpy as np
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from conftest import idx_bytes, zip_of_one
+from conftest import idx_bytes, load_model, save_model, zip_of_one
 from mnistnet.data.idx import read_idx
+from mnistnet.data.untrusted import load_npz as load_untrusted_npz
 from mnistnet.nn import model
-from mnistnet.nn.checkpoint import load_model, save_model
 from mnistnet.nn.config import TrainConfig
 from mnistnet.pipeline.errors import DataError
-from mnistnet.pipeline.storage import load_untrusted_npz
 
 
 def only_data_error(call) -> None:

@@ -6,9 +6,9 @@ import pytest
 
 from mnistnet.data.preprocess import PreprocessConfig, preprocess
 from mnistnet.evaluation import history
+from mnistnet.evaluation.plots import read_log
 from mnistnet.nn.config import TrainConfig
 from mnistnet.nn.train import train
-from mnistnet.pipeline.errors import DataError
 
 SMALL = TrainConfig(hidden_size=16, epochs=3, batch_size=32, lr=0.1)
 
@@ -34,7 +34,7 @@ def test_each_epoch_is_logged_as_it_ends_and_read_back(data, tmp_path):
     assert "lr" not in summary  # its curve is plotted; its last value is no column to compare
     loss = (tmp_path / "a/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert loss[0] == "step\tloss" and [row.split("\t")[0] for row in loss[1:]] == ["0", "1", "2"]
-    columns = history.read(tmp_path / "a")
+    columns = read_log(tmp_path / "a")
     assert columns["epoch"] == [0, 1, 2]
     assert columns["train_loss"] == [round(s.train_loss, 6) for s in stats]
     assert columns["lr"][0] == pytest.approx(stats[0].lr, rel=1e-5)
@@ -53,10 +53,5 @@ def test_the_log_is_the_same_bytes_every_run_and_has_no_time_in_it(data, tmp_pat
 def test_without_a_validation_split_there_is_no_val_log(data, tmp_path):
     logged(tmp_path / "a", SMALL, data[0], data[1])
     assert not (tmp_path / "a/plots/metrics/val").exists()
-    assert history.read(tmp_path / "a")["val_loss"] == [None, None, None]
+    assert read_log(tmp_path / "a")["val_loss"] == [None, None, None]
     assert "val" not in json.loads((tmp_path / "a/metrics.json").read_text())
-
-
-def test_a_missing_log_says_which_stage_makes_it(tmp_path):
-    with pytest.raises(DataError, match="loss.tsv: no such file"):
-        history.read(tmp_path)

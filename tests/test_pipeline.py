@@ -4,17 +4,17 @@ import json
 
 import pytest
 
-from conftest import Project, run
+from conftest import VARIANTS, Project, run
 
 pytestmark = pytest.mark.cli  # real dvc / subprocesses: `make test-fast` skips these
 
-VARIANTS = ("clean", "shifted", "rotated", "scaled", "elastic", "noisy", "own")
 ROBUSTNESS = {f"robustness@{variant}" for variant in VARIANTS}  # the matrix's stages
 STAGES = ("download", "preprocess", "augment", "train", "evaluate", *sorted(ROBUSTNESS), "plot")
 
 
 def ran(result) -> set[str]:
-    return {s for s in STAGES if f"Running stage '{s}'" in result.stdout}
+    out = result if isinstance(result, str) else result.stdout
+    return {s for s in STAGES if f"Running stage '{s}'" in out}
 
 
 def test_repro_runs_every_stage_then_nothing_and_outputs_are_stable(

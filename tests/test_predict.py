@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import ROOT, zip_of_one
+from conftest import ROOT, save_model, zip_of_one
 from mnistnet.apps.predict import AHEAD, CHUNK_FILES, PARALLEL_FROM, answers, classify, record
 from mnistnet.data.images import load_inputs, mnist_style
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
-from mnistnet.nn.checkpoint import save_model
 from mnistnet.nn.config import TrainConfig
 from mnistnet.nn.train import train
 from mnistnet.pipeline.errors import DataError
@@ -180,7 +179,7 @@ def test_real_mnist_digits_as_photos_agree_with_the_trained_model(tmp_path):
     test_split, model_file = ROOT / "data/processed/test.npz", ROOT / "data/model/model.npz"
     if not (test_split.exists() and model_file.exists()):
         pytest.skip("needs data/processed/test.npz and data/model/model.npz: run `make run`")
-    from mnistnet.nn.checkpoint import load_model
+    from conftest import load_model
 
     params, _ = load_model(model_file)
     with np.load(test_split) as f:
@@ -307,7 +306,7 @@ def test_an_unreadable_file_is_one_data_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("mnistnet.pipeline.storage.open", refuse, raising=False)
+    monkeypatch.setattr("mnistnet.data.untrusted.open", refuse, raising=False)
     with pytest.raises(DataError, match=r"cannot read it \(Permission denied\)"):
         load_inputs(tmp_path / "locked.png")
 

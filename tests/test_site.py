@@ -22,11 +22,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from cdp import Browser, find_chromium
-from conftest import ROOT, make_tiny_mnist
+from conftest import ROOT, load_model, make_tiny_mnist, save_model
 from mnistnet.data.images import load_inputs, mnist_style
 from mnistnet.data.preprocess import normalize
 from mnistnet.nn import model
-from mnistnet.nn.checkpoint import load_model, save_model
 from mnistnet.nn.config import TrainConfig
 from mnistnet.nn.train import train
 from mnistnet.site.build import PAGE, build_site

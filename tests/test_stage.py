@@ -235,20 +235,21 @@ BAD_DATA = [
     (
         "preprocess",
         "data/raw/mnist.npz",
-        lambda p: save_npz(p, {**dict(np.load(p)), "x_train": np.zeros((240, 28, 27), np.uint8)}),
-        "x_train (240, 28, 27)",
+        lambda p: save_npz(p, {**dict(np.load(p)), "x_train": np.zeros((240, 28, 28), np.int16)}),
+        "array 'x_train' is int16 with shape (240, 28, 28), expected uint8",
     ),
     (
         "train",
         "data/augmented/pool.npz",
-        lambda p: save_npz(p, {**dict(np.load(p)), "pool": np.zeros((2, 199, 784), np.uint8)}),
-        "pool (2, 199, 784) is not (copies, 200, 784). Rerun the augment stage",
+        lambda p: save_npz(p, {**dict(np.load(p)), "pool": np.zeros((2, 200, 784))}),
+        "array 'pool' is float64 with shape (2, 200, 784), expected uint8 with 3 dimensions. "
+        "Rerun the augment stage",
     ),
     (
         "evaluate",
         "data/model/model.npz",
-        lambda p: save_npz(p, {**dict(np.load(p)), "W1": np.zeros((100, 16), np.float32)}),
-        "do not form a 784-h-k network",
+        lambda p: save_npz(p, {**dict(np.load(p)), "W1": np.zeros((784, 16), np.int32)}),
+        "weights of dtype float32, int32; a model holds float32 or float64 arrays",
     ),
     (
         "evaluate",

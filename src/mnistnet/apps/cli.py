@@ -56,8 +56,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     good files are classified either way. A file name is printed escaped (``printable``) in
     lines and as a JSON string in records, so it stays on its line whatever it holds.
     """
-    from mnistnet.apps.predict import answers, record, walk
-    from mnistnet.nn.checkpoint import load_model
+    from mnistnet.apps.predict import answers, load_model, record, walk
     from mnistnet.pipeline.errors import DataError, OutputError, one_line, printable
 
     if not apply_numerics():  # as evaluate runs, so the same probabilities
@@ -65,7 +64,7 @@ def predict(paths: list[str], model_path: str, as_json: bool) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # a name's letters an ASCII terminal cannot show
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        params, _ = load_model(model_path)
+        params = load_model(model_path)
     except DataError as e:
         error(f"model: {one_line(str(e))}")
         return 1

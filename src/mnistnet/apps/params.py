@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mnistnet.data import augment
 from mnistnet.data.augment import AugmentConfig
 from mnistnet.data.download import SOURCES_FILE, DownloadConfig, load_sources
+from mnistnet.data.mnist import CLASSES, PIXELS
 from mnistnet.data.preprocess import PreprocessConfig, check_val_size
 from mnistnet.evaluation.plots import PlotConfig
 from mnistnet.evaluation.robustness import RobustnessConfig
@@ -124,7 +125,7 @@ def cross_section_problems(sections: dict[str, Any], n_train: int | None = None)
         if augmentation:
             augment.check_memory(augmentation, n)
         if trainer:
-            training.check_memory(trainer, n, n_val, copies)
+            training.check_memory(trainer, n, n_val, copies, PIXELS, CLASSES)
     except ConfigError as e:
         problems.append(str(e))
     return problems

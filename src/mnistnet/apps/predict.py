@@ -19,14 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistnet.data import untrusted
 from mnistnet.data.images import ARRAY_SUFFIXES, IMAGE_SUFFIXES, load_inputs
-from mnistnet.nn.model import predict_proba
+from mnistnet.data.mnist import PIXELS
+from mnistnet.nn import checkpoint
+from mnistnet.nn.model import Params, predict_proba
 from mnistnet.pipeline.errors import DataError
 
 PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
 CHUNK_FILES = 32  # files per task for a worker, and per batch of answers written out…
 CHUNK_BYTES = 4 * 2**20  # …or fewer, once their sizes add up to this: a big file is much work
 AHEAD = 2  # chunks queued per worker: it never waits for work, and memory stays bounded
+
+
+def load_model(path: str | os.PathLike) -> Params:
+    """The network in a model file from anywhere (a teammate's, one fetched with ``dvc
+    artifacts get``): read as untrusted input, its size capped, its layers checked."""
+    arrays = untrusted.load_npz(path, checkpoint.SCHEMA, checkpoint.FIX)
+    return checkpoint.from_arrays(arrays, path, PIXELS)[0]
 
 
 def walk(paths: Iterable[str]) -> Iterator[str]:

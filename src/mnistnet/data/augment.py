@@ -29,8 +29,7 @@ from pydantic import Field
 from mnistnet.data.mnist import PIXELS, SHAPE, SIDE
 from mnistnet.data.preprocess import to_uint8
 from mnistnet.pipeline.config import Section, require_memory
-from mnistnet.pipeline.errors import DataError
-from mnistnet.pipeline.storage import load_npz, save_npz
+from mnistnet.pipeline.storage import save_npz
 
 CENTRE = (SIDE - 1) / 2  # warps turn and zoom about the middle of the 28×28 field
 PAD = 2  # zero border of the padded images a warp samples from; see ``warp``
@@ -253,9 +252,6 @@ def distort_into(
         out[start:end] = warped.reshape(end - start, PIXELS)
 
 
-POOL_SCHEMA = {"pool": (np.uint8, 3), "meta": (None, 0)}
-
-
 def check_memory(cfg: AugmentConfig, n: int) -> None:
     """Raise ``ConfigError`` if this machine cannot hold the pool of ``n`` images' copies."""
     require_memory(
@@ -282,13 +278,3 @@ def save_pool(path: str | os.PathLike, pool: np.ndarray, cfg: AugmentConfig, dat
     settings = cfg.model_dump() if cfg.copies else {"copies": 0}
     meta = {"augment": settings, "data": data}
     save_npz(path, {"pool": pool, "meta": np.array(json.dumps(meta, sort_keys=True))})
-
-
-def load_pool(path: str | os.PathLike, n: int) -> tuple[np.ndarray, dict]:
-    """The augment stage's pool, uint8 (copies, n, 784), and its metadata."""
-    fix = "Rerun the augment stage: dvc repro augment"
-    arrays = load_npz(path, POOL_SCHEMA, fix)
-    pool = arrays["pool"]
-    if pool.shape[1:] != (n, PIXELS):
-        raise DataError(f"{path}: pool {pool.shape} is not (copies, {n}, {PIXELS}). {fix}")
-    return pool, json.loads(str(arrays["meta"]))

@@ -24,7 +24,6 @@ an unpickler that builds NumPy arrays and calls nothing else, whoever made the f
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import http.client
@@ -35,7 +34,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -44,7 +42,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +51,9 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from mnistnet.data.idx import read_idx_file
 from mnistnet.data.mnist import SHAPE
+from mnistnet.data.untrusted import load_npz, open_regular
 from mnistnet.pipeline.config import HEX64, Section, from_mapping, read_params
 from mnistnet.pipeline.errors import ConfigError, DataError, NoSourceError
-from mnistnet.pipeline.storage import load_untrusted_npz, open_regular
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
@@ -199,8 +197,7 @@ def fetch_mnist(
         scratch = workdir / f"source-{i}"
         scratch.mkdir(parents=True, exist_ok=True)
         try:
-            with time_limit(cfg.deadline):
-                arrays = load_source(source, scratch, cfg.timeout, log)
+            arrays = within(cfg.deadline, log, load_source, source, scratch, cfg.timeout)
             verify(arrays, known)
         except SourceError as e:
             log(f"[{i}/{count}] failed: {e}")
@@ -248,25 +245,33 @@ def load_source(source: Source, scratch: Path, timeout: float, log: Log) -> dict
         raise SourceError(_one_line(e)) from e
 
 
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise ``SourceError`` if the block takes more than ``seconds`` in all: the socket
-    timeout bounds each read, not a server that sends a byte every few seconds forever.
-    (A signal: only the main thread can set one; elsewhere there is no limit.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def within(seconds: float, log: Log, load: Callable, *args: Any) -> dict[str, np.ndarray]:
+    """``load(*args, log)``, or ``SourceError`` once it has taken ``seconds`` in all: the
+    socket timeout bounds each read, not a server that sends a byte every few seconds
+    forever. It runs in a daemon thread, left behind silent when it overruns (it ends with
+    the process, its files with the scratch folder)."""
+    result: dict[str, Any] = {}
+    late = threading.Event()
 
-    def expire(signum: int, frame: object) -> None:
+    def run() -> None:
+        try:
+            result["value"] = load(*args, lambda line: late.is_set() or log(line))
+        except BaseException as e:  # raised again in the caller's thread
+            result["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    late.set()
+    if thread.is_alive():
         raise SourceError(f"gave up after {seconds:g} s in all (download.deadline)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    if "error" in result:
+        error = result.pop("error")
+        try:
+            raise error
+        finally:
+            del error  # no cycle through this frame: the failed socket is freed now
+    return result["value"]
 
 
 def _one_line(e: BaseException) -> str:
@@ -422,7 +427,7 @@ def decode_keras_npz(path: Path) -> dict[str, np.ndarray]:
         "x_test": (np.uint8, 3),
         "y_test": (np.uint8, 1),
     }
-    return load_untrusted_npz(path, schema, fix="")
+    return load_npz(path, schema, fix="")
 
 
 def decode_idx_folder(url: str, scratch: Path, timeout: float, log: Log) -> dict[str, np.ndarray]:

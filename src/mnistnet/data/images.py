@@ -40,8 +40,8 @@ from PIL import Image, ImageOps
 
 from mnistnet.data.mnist import SHAPE, SIDE
 from mnistnet.data.preprocess import normalize
+from mnistnet.data.untrusted import load_npy, load_npz, npz_names, open_regular
 from mnistnet.pipeline.errors import DataError, one_line, printable
-from mnistnet.pipeline.storage import load_npy, load_untrusted_npz, npz_names, open_regular
 
 BOX = 20  # MNIST fits each digit in a 20×20 box inside the 28×28 field
 INK_FRACTION = 0.2  # a pixel is ink above this share of the brightest pixel
@@ -261,7 +261,7 @@ def _load_array(path: Path, kind: str) -> np.ndarray:
         if key is None and len(names) != 1:
             raise DataError(f"holds arrays {names[:10]}; name the images 'x' or 'images'")
         key = key or names[0]
-        arrays = load_untrusted_npz(path, {key: (None, None)}, fix="", max_bytes=MAX_FILE_BYTES)
+        arrays = load_npz(path, {key: (None, None)}, fix="", max_bytes=MAX_FILE_BYTES)
         loaded = arrays[key]
     images = loaded[None] if loaded.ndim == 2 else loaded
     if images.ndim != 3 or images.shape[1:] != SHAPE or len(images) == 0:

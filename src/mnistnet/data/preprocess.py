@@ -12,9 +12,9 @@ import os
 import numpy as np
 from pydantic import Field
 
-from mnistnet.data.mnist import CLASSES, PIXELS, SHAPE
+from mnistnet.data.mnist import CLASSES, PIXELS
 from mnistnet.pipeline.config import Section
-from mnistnet.pipeline.errors import ConfigError, DataError
+from mnistnet.pipeline.errors import ConfigError
 from mnistnet.pipeline.storage import load_npz
 
 # The download stage's output; download.decode_keras_npz repeats it (see there for why)
@@ -80,16 +80,7 @@ def check_val_size(val_size: int, n_train: int) -> None:
 
 def load_raw(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The download stage's arrays: uint8 images (n, 28, 28) and labels (n,) of each split."""
-    fix = "Rerun the download stage: dvc repro -f download"
-    raw = load_npz(path, RAW_SCHEMA, fix)
-    for split in ("train", "test"):
-        x, y = raw[f"x_{split}"], raw[f"y_{split}"]
-        if x.shape[1:] != SHAPE or len(x) != len(y):
-            raise DataError(
-                f"{path}: x_{split} {x.shape} and y_{split} {y.shape} are not "
-                f"(n, 28, 28) and (n,). {fix}"
-            )
-    return raw
+    return load_npz(path, RAW_SCHEMA, "Rerun the download stage: dvc repro -f download")
 
 
 def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, dict]:
@@ -113,24 +104,3 @@ def preprocess(raw: dict[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, d
         meta = {"split": name, **cfg.model_dump()}
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     return splits
-
-
-SPLIT_SCHEMA = {"x": (np.float32, 2), "y": (np.uint8, 2), "meta": (None, 0)}
-
-
-def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """One processed split: x float32 (n, 784) in [0, 1], labels int64 (n,)."""
-    fix = "Rerun the preprocess stage: dvc repro -f preprocess"
-    arrays = load_npz(path, SPLIT_SCHEMA, fix)
-    x, y = arrays["x"], arrays["y"]
-    if x.shape[1:] != (PIXELS,) or y.shape != (len(x), CLASSES):
-        raise DataError(
-            f"{path}: x {x.shape} and y {y.shape} are not (n, {PIXELS}) and (n, {CLASSES}). {fix}"
-        )
-    return x, y.argmax(axis=1)
-
-
-def split_meta(path: str | os.PathLike) -> dict:
-    """The settings a processed split was made with: ``split``, ``val_size``, ``seed``."""
-    fix = "Rerun the preprocess stage: dvc repro -f preprocess"
-    return json.loads(str(load_npz(path, {"meta": (None, 0)}, fix)["meta"]))

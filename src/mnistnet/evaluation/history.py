@@ -1,4 +1,5 @@
-"""The per-epoch training log: what the train stage logs through DVCLive, and reading it back.
+"""The per-epoch training log: what the train stage logs through DVCLive (``plots.read_log``
+reads it back).
 
 DVCLive (``Live(folder)``) writes, as each epoch ends, ``folder/metrics.json`` (the latest
 value of each metric, nested by the ``/`` in its name, and ``"step"``, the epoch counted from
@@ -14,14 +15,11 @@ writes the same bytes.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-from mnistnet.pipeline.storage import missing_file
 
 # EpochStats field → DVCLive metric name (train/loss → "train.loss" in dvc exp show)
 METRICS = {
@@ -31,7 +29,6 @@ METRICS = {
     "val_accuracy": "val/accuracy",
     "lr": "lr",
 }
-FIX = "Rerun the train stage: dvc repro train"
 
 
 def open_log(folder: str | os.PathLike) -> Any:
@@ -71,21 +68,3 @@ def _shown(field: str, value: float) -> float:
     # six decimals for losses and accuracies, six significant digits for the learning
     # rate (it decays to ~1e-9): readable files and tables, the same digits every run
     return float(f"{value:.6g}") if field == "lr" else round(value, 6)
-
-
-def read(folder: str | os.PathLike) -> dict[str, list]:
-    """The log in ``folder`` as columns: ``epoch`` and each ``METRICS`` field, a value per
-    epoch (None for a metric not logged, such as val/ without a validation split)."""
-    folder = Path(folder) / "plots" / "metrics"
-    if not (folder / "train" / "loss.tsv").is_file():
-        raise missing_file(folder / "train" / "loss.tsv", FIX)
-    columns: dict[str, list] = {}
-    for field, name in METRICS.items():
-        path = folder / f"{name}.tsv"
-        if path.is_file():
-            with open(path, encoding="utf-8", newline="") as f:
-                rows = list(csv.DictReader(f, delimiter="\t"))
-            columns["epoch"] = [int(row["step"]) for row in rows]
-            columns[field] = [float(row[os.path.basename(name)]) for row in rows]
-    epochs = len(columns["epoch"])
-    return {"epoch": columns["epoch"], **{f: columns.get(f, [None] * epochs) for f in METRICS}}

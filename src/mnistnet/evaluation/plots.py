@@ -21,9 +21,13 @@ import numpy as np
 from pydantic import Field
 
 from mnistnet.data.mnist import SHAPE, SIDE
+from mnistnet.evaluation.history import METRICS
 from mnistnet.nn.batches import Batches
+from mnistnet.nn.model import init_params
+from mnistnet.nn.streams import Streams
 from mnistnet.pipeline.config import Section
-from mnistnet.pipeline.storage import atomic_path, missing_file
+from mnistnet.pipeline.errors import ConfigError
+from mnistnet.pipeline.storage import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,10 +63,77 @@ def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> None:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
 
 
+EXAMPLES = 8  # training images shown as the network sees them
+EPOCHS_SHOWN = 8  # successive epochs of each
+UNLEARNED = 0.9  # a unit whose weights keep this much of their start learned nothing
+
+
+def figures(cfg: PlotConfig, params: dict, meta: dict, inputs: dict) -> dict[str, Figure]:
+    """Every figure of the plot stage by file name, from the trained ``params`` (``meta``:
+    the model file's) and ``inputs``: the folders ``live`` (DVCLive's log), ``eval`` and
+    ``robustness`` (with ``variants``), the arrays ``x_test``, ``x_train``, ``y_train`` and
+    ``pool``."""
+    hidden = params["W1"].shape[1]
+    if cfg.hidden_units > hidden:
+        raise ConfigError(
+            f"plot.hidden_units: got {cfg.hidden_units}, but the model has {hidden} hidden "
+            f"units; choose at most {hidden}, or 0 for all."
+        )
+    cm = load_confusion(Path(inputs["eval"]) / "classes.json")
+    mistakes = load_misclassified(Path(inputs["eval"]) / "misclassified.csv", cfg.misclassified)
+    trained, pool = meta["train"], inputs["pool"]  # the settings that made the model
+    x, y = inputs["x_train"][:EXAMPLES], inputs["y_train"][:EXAMPLES]
+    views = epoch_views(x, y, pool[:, :EXAMPLES], trained["shift"], EPOCHS_SHOWN)
+    # its start, redrawn: a unit whose weights stayed near it learned nothing
+    init = Streams.from_seed(trained["seed"]).init
+    k, W1 = params["W2"].shape[1], params["W1"]
+    start = init_params(init, len(W1), hidden, k, trained["init"], trained["init_scale"], W1.dtype)
+    unlearned = cosine_to_start(W1, start["W1"]) >= UNLEARNED
+    units = slice(0, cfg.hidden_units or MAX_UNITS_SHOWN)
+    robustness = load_robustness(inputs["robustness"], inputs["variants"])
+    x_wrong = inputs["x_test"][mistakes["index"]].reshape(-1, *SHAPE)
+    return {
+        "training_curves.png": training_curves(read_log(inputs["live"])),
+        "confusion_matrix.png": confusion_heatmaps(cm),
+        "misclassified.png": misclassified_grid(
+            x_wrong, mistakes["true"], mistakes["predicted"], mistakes["confidence"]
+        ),
+        "first_layer_weights.png": weight_images(W1[:, units], unlearned[units], hidden),
+        "per_class_accuracy.png": per_class_accuracy(cm),
+        "augmented_examples.png": augmented_examples(views, len(pool), trained["shift"]),
+        "robustness.png": robustness_bars({v: s["accuracy"] for v, s in robustness.items()}),
+    }
+
+
+def robustness_table(folder: str | os.PathLike, variants: list[str]) -> str:
+    """Accuracy and loss per variant as CSV, for ``dvc plots``."""
+    rows = [
+        f"{v},{s['accuracy']},{s['loss']}\n" for v, s in load_robustness(folder, variants).items()
+    ]
+    return "variant,accuracy,loss\n" + "".join(rows)
+
+
+def read_log(folder: str | os.PathLike) -> dict[str, list]:
+    """The train stage's DVCLive log in ``folder`` as columns: ``epoch`` and each
+    ``history.METRICS`` field, a value per epoch (None for a metric not logged, such as
+    val/ without a validation split)."""
+    folder = Path(folder) / "plots" / "metrics"
+    columns: dict[str, list] = {}
+    for field, name in METRICS.items():
+        path = folder / f"{name}.tsv"
+        if path.is_file():
+            with open(path, encoding="utf-8", newline="") as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+            columns["epoch"] = [int(row["step"]) for row in rows]
+            columns[field] = [float(row[os.path.basename(name)]) for row in rows]
+    epochs = len(columns["epoch"])
+    return {"epoch": columns["epoch"], **{f: columns.get(f, [None] * epochs) for f in METRICS}}
+
+
 def training_curves(history: dict[str, list]) -> Figure:
     """Loss (log scale) and accuracy per epoch, train and validation side by side.
 
-    ``history`` maps ``epoch`` and each metric to a list (``history.read``); validation
+    ``history`` maps ``epoch`` and each metric to a list (``read_log``); validation
     values are None where there was no validation split.
     """
     fig = _figure(figsize=(11, 4.2), layout="constrained")
@@ -279,8 +350,6 @@ def load_robustness(folder: str | os.PathLike, variants: list[str]) -> dict[str,
     scores = {}
     for variant in variants:
         path = Path(folder) / f"{variant}.json"
-        if not path.is_file():
-            raise missing_file(path, f"Rerun the robustness stage: dvc repro robustness@{variant}")
         scores[variant] = json.loads(path.read_text(encoding="utf-8"))["robustness"][variant]
     return scores
 
@@ -290,15 +359,11 @@ def load_robustness(folder: str | os.PathLike, variants: list[str]) -> dict[str,
 
 def load_confusion(path: str | os.PathLike) -> np.ndarray:
     """The (k, k) confusion counts from the evaluate stage's ``classes.json``."""
-    if not Path(path).is_file():
-        raise missing_file(path, "Rerun the evaluate stage: dvc repro evaluate")
     return np.array(json.loads(Path(path).read_text(encoding="utf-8"))["confusion_matrix"])
 
 
 def load_misclassified(path: str | os.PathLike, limit: int) -> dict[str, np.ndarray]:
     """The first ``limit`` rows of ``misclassified.csv`` as arrays (index, true, predicted…)."""
-    if not Path(path).is_file():
-        raise missing_file(path, "Rerun the evaluate stage: dvc repro evaluate")
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(itertools.islice(csv.DictReader(f), limit))
     return {

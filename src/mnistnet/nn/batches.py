@@ -8,15 +8,14 @@ picks both from the augmentation stream. A move is a 28×28 window of the image 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 
-from mnistnet.data.mnist import PIXELS, SHAPE, SIDE
-
 
 class Batches:
-    """Mini-batches of images x (n, d) and labels (n,), in a given order."""
+    """Mini-batches of square images x (n, d) and labels (n,), in a given order."""
 
     def __init__(
         self,
@@ -27,12 +26,13 @@ class Batches:
         shift: int = 0,
     ) -> None:
         self.x, self.labels, self.batch, self.shift = x, labels, batch, shift
+        self.shape = (math.isqrt(x.shape[1]),) * 2  # (28, 28): each row an image
         self.buffer = np.empty((batch, x.shape[1]), x.dtype)  # unshifted batches, reused
         self.pool = pool  # uint8 (copies, n, d): versions 1…copies of every image
         self.copies = 0 if pool is None else len(pool)
         self.augmented = bool(self.copies or shift)
         if self.augmented:  # (n, 2 shift + 1, 2 shift + 1, 28, 28)
-            self.windows = moved_views(x.reshape(len(x), *SHAPE), shift)
+            self.windows = moved_views(x.reshape(len(x), *self.shape), shift)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
         """Per image, what this epoch shows: int (3, n) of (version, dy, dx), or None when
@@ -71,14 +71,14 @@ class Batches:
                 copied = np.flatnonzero(where[0, idx])
                 if len(copied):
                     X[copied] = self.from_pool(idx[copied], where[:, idx[copied]])
-                X = X.reshape(len(idx), PIXELS)
+                X = X.reshape(len(idx), -1)
             yield X, self.labels[idx]
 
     def from_pool(self, idx: np.ndarray, where: np.ndarray) -> np.ndarray:
         """Images ``idx`` (c,) as their copies ``where[0]``, moved by ``where[1:]``: (c, 28, 28)."""
         copies = self.pool[where[0] - 1, idx]  # (c, 784) uint8: scaled as preprocess scales
         images = (copies.astype(np.float32) / np.float32(255)).astype(self.x.dtype, copy=False)
-        views = moved_views(images.reshape(len(idx), *SHAPE), self.shift)
+        views = moved_views(images.reshape(len(idx), *self.shape), self.shift)
         return views[np.arange(len(idx)), where[1], where[2]]
 
 
@@ -86,7 +86,7 @@ def moved_views(images: np.ndarray, shift: int) -> np.ndarray:
     """Every move of images (n, 28, 28) by up to ``shift`` pixels, as a view of one padded
     copy: (n, 2 shift + 1, 2 shift + 1, 28, 28), ``[i, dy, dx]`` is image i moved down by
     ``shift - dy`` and right by ``shift - dx`` pixels over a zero border."""
-    side = SIDE + 2 * shift
-    padded = np.zeros((len(images), side, side), images.dtype)
-    padded[:, shift : shift + SIDE, shift : shift + SIDE] = images
-    return np.lib.stride_tricks.sliding_window_view(padded, SHAPE, axis=(1, 2))
+    n, rows, cols = images.shape
+    padded = np.zeros((n, rows + 2 * shift, cols + 2 * shift), images.dtype)
+    padded[:, shift : shift + rows, shift : shift + cols] = images
+    return np.lib.stride_tricks.sliding_window_view(padded, (rows, cols), axis=(1, 2))

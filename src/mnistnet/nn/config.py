@@ -5,12 +5,12 @@ memory a run plans for before it starts (``check_memory``), and the progress lin
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from mnistnet.data.mnist import CLASSES, PIXELS, SIDE
 from mnistnet.nn.train import EVAL_CHUNK, EpochStats
 from mnistnet.pipeline.config import Section, require_memory
 
@@ -47,33 +47,33 @@ class TrainConfig(Section):
     seed: int = Field(0, ge=0, description="seeds initial weights, shuffles, augmentation draws")
 
 
-def check_memory(cfg: TrainConfig, n: int, n_val: int, copies: int) -> None:
-    """Raise ``ConfigError`` if this machine cannot hold what training ``n`` images needs,
-    with ``n_val`` validation images and a pool of ``copies`` distorted copies of each."""
+def check_memory(cfg: TrainConfig, n: int, n_val: int, copies: int, d: int, k: int) -> None:
+    """Raise ``ConfigError`` if this machine cannot hold what training ``n`` images of ``d``
+    pixels in ``k`` classes needs, with ``n_val`` validation images and a pool of ``copies``
+    distorted copies of each."""
     require_memory(
         f"train: {n:,} images (and {copies} distorted copies of each), hidden_size "
         f"{cfg.hidden_size}, batch_size {cfg.batch_size}",
-        memory_parts(cfg, n, n_val, copies),
+        memory_parts(cfg, n, n_val, copies, d, k),
         "Use fewer augment.copies, or a smaller train.hidden_size or train.batch_size.",
     )
 
 
-def memory_parts(cfg: TrainConfig, n: int, n_val: int, copies: int) -> dict[str, int]:
+def memory_parts(cfg: TrainConfig, n: int, n_val: int, copies: int, d: int, k: int) -> dict:
     """Bytes the train stage holds, by what holds them."""
     item = np.dtype(cfg.dtype).itemsize
-    h, side = cfg.hidden_size, SIDE + 2 * cfg.shift
+    h, moved = cfg.hidden_size, (math.isqrt(d) + 2 * cfg.shift) ** 2  # a padded image
     batch = n if cfg.batch_size == 0 else min(cfg.batch_size, n)
-    weights = (PIXELS + 1) * h + (h + 1) * CLASSES
     state = {"sgd": 1, "momentum": 2, "adam": 3}[cfg.optimizer]  # gradients, averages
     return {
-        "the training images": n * PIXELS * 4,
-        "their float64 copy": n * PIXELS * 8 if cfg.dtype == "float64" else 0,
-        "their moved views": n * side * side * item if copies or cfg.shift else 0,
-        "the pool": copies * n * PIXELS,
-        "the validation images": n_val * PIXELS * 4,
-        "the weights and optimizer": weights * item * (1 + state),
-        "a step": batch * (2 * PIXELS + 4 * h + 3 * CLASSES) * item,
-        "scoring": min(EVAL_CHUNK, max(n, n_val)) * (h + CLASSES) * item * 3,
+        "the training images": n * d * 4,
+        "their float64 copy": n * d * 8 if cfg.dtype == "float64" else 0,
+        "their moved views": n * moved * item if copies or cfg.shift else 0,
+        "the pool": copies * n * d,
+        "the validation images": n_val * d * 4,
+        "the weights and optimizer": ((d + 1) * h + (h + 1) * k) * item * (1 + state),
+        "a step": batch * (2 * d + 4 * h + 3 * k) * item,
+        "scoring": min(EVAL_CHUNK, max(n, n_val)) * (h + k) * item * 3,
     }
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnistnet.data.mnist import CLASSES, PIXELS
 from mnistnet.nn import model
 from mnistnet.nn.batches import Batches
 from mnistnet.nn.optim import Optimizer, learning_rate, make_optimizer
@@ -79,6 +78,7 @@ def train(
     y_val: np.ndarray | None = None,
     pool: np.ndarray | None = None,
     on_epoch: Callable[[EpochStats], None] = lambda stats: None,
+    classes: int = 10,
 ) -> tuple[model.Params, list[EpochStats]]:
     """Train from scratch and return the parameters and one ``EpochStats`` per epoch.
 
@@ -89,7 +89,8 @@ def train(
     pixels in ±``shift`` per axis, drawn afresh each epoch. ``on_epoch`` is called with each
     epoch's ``EpochStats`` as it ends (the train stage prints and logs them). ``cfg`` is the
     ``train`` params section (``nn/config.py``). Raises
-    ``TrainingDiverged`` if the loss stops being finite.
+    ``TrainingDiverged`` if the loss stops being finite. ``classes``: how many labels there
+    are (the network's outputs, k).
     """
     dtype = np.dtype(cfg.dtype)
     X = np.ascontiguousarray(x_train, dtype=dtype)  # (n, d)
@@ -100,7 +101,7 @@ def train(
 
     streams = Streams.from_seed(cfg.seed)
     params = model.init_params(
-        streams.init, PIXELS, cfg.hidden_size, CLASSES, cfg.init, cfg.init_scale, dtype
+        streams.init, X.shape[1], cfg.hidden_size, classes, cfg.init, cfg.init_scale, dtype
     )
     grads = {name: np.empty_like(p) for name, p in params.items()}
     optimizer = make_optimizer(cfg.optimizer, params, cfg.momentum, cfg.beta1, cfg.weight_decay)

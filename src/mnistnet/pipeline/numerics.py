@@ -148,13 +148,14 @@ def apply() -> list[str]:
 
 def describe() -> str:
     """What runs now, e.g. ``openblas Haswell, 1 thread, NumPy without AVX-512 loops``."""
+    import numpy as np
     import threadpoolctl
-    from numpy._core._multiarray_umath import __cpu_features__ as features
 
     blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
     library = ", ".join(f"{b['internal_api']} {b.get('architecture')}" for b in blas) or "no BLAS"
     threads = {b["num_threads"] for b in blas}
-    avx512 = any(features.get(name) for name in NUMPY_AVX512)
+    found = np.show_config(mode="dicts")["SIMD Extensions"]["found"]  # enabled targets
+    avx512 = any(name in found for name in NUMPY_AVX512)
     loops = "with AVX-512 loops" if avx512 else "without AVX-512 loops"
     count = "/".join(map(str, sorted(threads)))
     return f"{library}, {count} thread{'' if threads == {1} else 's'}, NumPy {loops}"

@@ -18,9 +18,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from mnistnet.nn.checkpoint import load_model
+from mnistnet.nn import checkpoint
 from mnistnet.nn.model import PARAM_NAMES
-from mnistnet.pipeline.storage import write_text
+from mnistnet.pipeline.storage import load_npz, write_text
 
 PAGE = ("index.html", "style.css", "mnistnet.js", "app.js")  # beside this file
 
@@ -28,7 +28,8 @@ PAGE = ("index.html", "style.css", "mnistnet.js", "app.js")  # beside this file
 def build_site(model: Path, metrics: Path, out: Path) -> int:
     """Write the site for the model file ``model`` (its test scores in the evaluate stage's
     ``metrics``) into the folder ``out``; returns its size in bytes."""
-    params, meta = load_model(model, trusted=True)  # the train stage's, hashed by DVC
+    arrays = load_npz(model, checkpoint.SCHEMA, checkpoint.FIX)  # the train stage's
+    params, meta = checkpoint.from_arrays(arrays, model)
     weights = b"".join(params[name].astype("<f4").tobytes() for name in PARAM_NAMES)
     test = json.loads(metrics.read_text())["test"]
     facts = {
