@@ -1,4 +1,4 @@
-"""What is built on a trained model: the ``mnistnet`` command, predict, report.
+"""The ``mnistnet`` command: predict, check, experiments, report and the rest.
 
 Stages never import from here.
 """

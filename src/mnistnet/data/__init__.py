@@ -1,1 +1,2 @@
-"""The data steps: MNIST's shape, fetching and verifying it, preprocessing, augmentation."""
+"""The data steps: MNIST's shape, fetching and verifying it, preprocessing, augmentation,
+reading the splits back, and reading files from outside (images, downloads) safely."""

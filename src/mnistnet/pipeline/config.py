@@ -1,7 +1,7 @@
 """Params sections as typed, frozen models: one definition each, validated before work.
 
 Each stage owns one section of ``params.yaml`` and one ``Section`` subclass describing it
-(they live beside the code that uses them: ``TrainConfig`` in ``nn/train.py``, …). A field's
+(they live beside the code that uses them: ``TrainConfig`` in ``nn/config.py``, …). A field's
 type, default, bounds and description are written once, in its ``Field``; from that one
 definition come the validation here, the JSON Schema editors use, and the table of keys in
 docs/parameters.md (``apps/params.py``).
