@@ -17,7 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM_FLAGS = [
+# A quiet headless browser: no GPU, no first-run screens, no traffic of its own
+HEADLESS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -26,9 +27,8 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--remote-debugging-port=0",
-    "--window-size=1100,900",
 ]
+CHROMIUM_FLAGS = [*HEADLESS, "--remote-debugging-port=0", "--window-size=1100,900"]
 
 
 def find_chromium() -> str | None:

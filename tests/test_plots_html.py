@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
+from cdp import HEADLESS
 from mnistnet.apps.plots_html import offline_template, write_offline_template
 
 CDN_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?https?:", re.IGNORECASE)
@@ -40,14 +41,7 @@ def test_plots_page_has_no_cdn_script(shown_plots):
 
 def chromium(*args: str, profile) -> subprocess.CompletedProcess:
     flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS,
         f"--user-data-dir={profile}",
         "--virtual-time-budget=5000",
         "--window-size=1200,900",
