@@ -18,8 +18,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from revision import source_of
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIES = 4
@@ -64,36 +65,15 @@ def main() -> None:
     from mnistnet.data.augment import THREADS
 
     trees = {"1 thread": (ROOT / "src", 1), f"{THREADS} threads": (ROOT / "src", THREADS)}
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.against:
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "add",
-                    "-q",
-                    "--detach",
-                    scratch + "/rev",
-                    args.against,
-                ],
-                check=True,
-            )
-            trees[args.against] = (Path(scratch) / "rev/src", None)
-        try:
-            best = {(r, t): float("inf") for r in RECIPES for t in trees}
-            for _ in range(args.repeats):  # round-robin: drift on a shared machine hits all
-                for recipe, settings in RECIPES.items():
-                    for tree, (src, threads) in trees.items():
-                        s = seconds_per_copy(src, args.samples, settings, threads)
-                        best[recipe, tree] = min(best[recipe, tree], s)
-        finally:
-            if args.against:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", scratch + "/rev"],
-                    check=True,
-                )
+    with source_of(args.against) as other:
+        if other:
+            trees[args.against] = (other, None)
+        best = {(r, t): float("inf") for r in RECIPES for t in trees}
+        for _ in range(args.repeats):  # round-robin: drift on a shared machine hits all
+            for recipe, settings in RECIPES.items():
+                for tree, (src, threads) in trees.items():
+                    s = seconds_per_copy(src, args.samples, settings, threads)
+                    best[recipe, tree] = min(best[recipe, tree], s)
 
     print(
         f"seconds per distorted copy of {args.samples} images ({COPIES} copies made), "

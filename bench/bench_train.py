@@ -32,9 +32,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from revision import source_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data/processed"
@@ -183,42 +184,20 @@ def main() -> None:
         for t in counts
         for name, spec in VARIANTS.items()
     }
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.against:
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "add",
-                    "-q",
-                    "--detach",
-                    scratch + "/rev",
-                    args.against,
-                ],
-                check=True,
-            )
-            for name in ("train", "train_unshifted"):
-                runs[f"{name}@{args.against}"] = (Path(scratch) / "rev/src", *VARIANTS[name], 0)
+    with source_of(args.against) as other:
+        for name in ("train", "train_unshifted") if other else ():
+            runs[f"{name}@{args.against}"] = (other, *VARIANTS[name], 0)
         # the default recipe on a busy machine: each train variant but the unshifted one
         loaded = {n: run for n, run in runs.items() if args.busy and n.split("@")[0] == "train"}
-        try:
-            epochs: dict[str, list[float]] = {name: [] for name in runs}
-            epochs.update({f"{name}_loaded": [] for name in loaded})
-            for _ in range(args.rounds):  # in turn: drift on a shared machine hits all alike
-                for name, (src, mode, overrides, threads) in runs.items():
-                    epochs[name] += epoch_seconds(src, mode, args.epochs, overrides, threads)[3:]
-                with busy(args.busy or 0):
-                    for name, (src, mode, overrides, threads) in loaded.items():
-                        times = epoch_seconds(src, mode, args.epochs, overrides, threads)
-                        epochs[f"{name}_loaded"] += times[3:]
-        finally:
-            if args.against:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", scratch + "/rev"],
-                    check=True,
-                )
+        epochs: dict[str, list[float]] = {name: [] for name in runs}
+        epochs.update({f"{name}_loaded": [] for name in loaded})
+        for _ in range(args.rounds):  # in turn: drift on a shared machine hits all alike
+            for name, (src, mode, overrides, threads) in runs.items():
+                epochs[name] += epoch_seconds(src, mode, args.epochs, overrides, threads)[3:]
+            with busy(args.busy or 0):
+                for name, (src, mode, overrides, threads) in loaded.items():
+                    times = epoch_seconds(src, mode, args.epochs, overrides, threads)
+                    epochs[f"{name}_loaded"] += times[3:]
 
     seconds = {f"{name}_s": round(median(times), 4) for name, times in epochs.items()}
     result = {
