@@ -34,10 +34,10 @@ def main() -> None:
     cfg = load_section(args.params, "plot", plots.PlotConfig)
     arrays = load_npz(args.model, checkpoint.SCHEMA, checkpoint.FIX)  # the train stage's
     params, meta = checkpoint.from_arrays(arrays, args.model)
-    x_train, y_train = load_split(args.train)
-    inputs = vars(args) | {"variants": args.variant, "x_test": load_split(args.test)[0]}
-    inputs |= {"x_train": x_train, "y_train": y_train, "pool": load_pool(args.pool)[0]}
-    for name, fig in plots.figures(cfg, params, meta, inputs).items():
+    train = (*load_split(args.train), load_pool(args.pool)[0])
+    folders = {"live": args.live, "eval": args.eval, "robustness": args.robustness}
+    x_test, _ = load_split(args.test)
+    for name, fig in plots.figures(cfg, params, meta, folders, args.variant, x_test, train).items():
         plots.save_png(fig, Path(args.out) / name, cfg.dpi)
     write_text(args.table, plots.robustness_table(args.robustness, args.variant))  # dvc plots
 

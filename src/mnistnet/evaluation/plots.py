@@ -68,21 +68,30 @@ EPOCHS_SHOWN = 8  # successive epochs of each
 UNLEARNED = 0.9  # a unit whose weights keep this much of their start learned nothing
 
 
-def figures(cfg: PlotConfig, params: dict, meta: dict, inputs: dict) -> dict[str, Figure]:
-    """Every figure of the plot stage by file name, from the trained ``params`` (``meta``:
-    the model file's) and ``inputs``: the folders ``live`` (DVCLive's log), ``eval`` and
-    ``robustness`` (with ``variants``), the arrays ``x_test``, ``x_train``, ``y_train`` and
-    ``pool``."""
+def figures(
+    cfg: PlotConfig,
+    params: dict,
+    meta: dict,
+    folders: dict[str, str],
+    variants: list[str],
+    x_test: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> dict[str, Figure]:
+    """Every figure of the plot stage by file name: the trained ``params`` (``meta``: the
+    model file's), the stages' ``folders`` (``live``: DVCLive's log, ``eval``,
+    ``robustness`` with its ``variants``), the test images, and ``train``: the training
+    images, their labels and the pool of distorted copies."""
     hidden = params["W1"].shape[1]
     if cfg.hidden_units > hidden:
         raise ConfigError(
             f"plot.hidden_units: got {cfg.hidden_units}, but the model has {hidden} hidden "
             f"units; choose at most {hidden}, or 0 for all."
         )
-    cm = load_confusion(Path(inputs["eval"]) / "classes.json")
-    mistakes = load_misclassified(Path(inputs["eval"]) / "misclassified.csv", cfg.misclassified)
-    trained, pool = meta["train"], inputs["pool"]  # the settings that made the model
-    x, y = inputs["x_train"][:EXAMPLES], inputs["y_train"][:EXAMPLES]
+    cm = load_confusion(Path(folders["eval"]) / "classes.json")
+    mistakes = load_misclassified(Path(folders["eval"]) / "misclassified.csv", cfg.misclassified)
+    trained = meta["train"]  # the settings that made the model
+    x_train, y_train, pool = train
+    x, y = x_train[:EXAMPLES], y_train[:EXAMPLES]
     views = epoch_views(x, y, pool[:, :EXAMPLES], trained["shift"], EPOCHS_SHOWN)
     # its start, redrawn: a unit whose weights stayed near it learned nothing
     init = Streams.from_seed(trained["seed"]).init
@@ -90,10 +99,10 @@ def figures(cfg: PlotConfig, params: dict, meta: dict, inputs: dict) -> dict[str
     start = init_params(init, len(W1), hidden, k, trained["init"], trained["init_scale"], W1.dtype)
     unlearned = cosine_to_start(W1, start["W1"]) >= UNLEARNED
     units = slice(0, cfg.hidden_units or MAX_UNITS_SHOWN)
-    robustness = load_robustness(inputs["robustness"], inputs["variants"])
-    x_wrong = inputs["x_test"][mistakes["index"]].reshape(-1, *SHAPE)
+    robustness = load_robustness(folders["robustness"], variants)
+    x_wrong = x_test[mistakes["index"]].reshape(-1, *SHAPE)
     return {
-        "training_curves.png": training_curves(read_log(inputs["live"])),
+        "training_curves.png": training_curves(read_log(folders["live"])),
         "confusion_matrix.png": confusion_heatmaps(cm),
         "misclassified.png": misclassified_grid(
             x_wrong, mistakes["true"], mistakes["predicted"], mistakes["confidence"]
