@@ -19,10 +19,9 @@ run: $(VENV)/.installed
 	dvc repro
 
 # One pytest worker per core (pytest-xdist), a test file per worker at a time: each file's
-# module fixtures (a served dataset, an S3 server, a pipeline run) are built once. Files go
-# out slowest first (tests/conftest.py), not reordered by how many tests they hold.
+# module fixtures (a served dataset, an S3 server, a pipeline run) are built once.
 test: $(VENV)/.installed-dev
-	pytest -m "not slow" -n auto --dist loadfile --no-loadscope-reorder
+	pytest -m "not slow" -n auto --dist loadfile
 
 # The inner loop: unit tests only, no dvc, browser or subprocess (~15 s).
 test-fast: $(VENV)/.installed-dev

@@ -43,28 +43,6 @@ settings.register_profile("explore", max_examples=5000, **_FUZZ)
 settings.load_profile("repeatable")  # `pytest --hypothesis-profile=explore` overrides this
 
 
-# pytest-xdist hands each worker a test file at a time, in collection order (`make test`
-# turns off its reordering by test count): the files that take longest go first, measured
-# with `pytest --durations=0`, so the two workers end together instead of one of them
-# running a minute-long file alone at the end. The rest keep pytest's order.
-SLOWEST_FIRST = (
-    "test_workflows.py",
-    "test_reliability.py",
-    "test_remote.py",
-    "test_live.py",
-    "test_start_your_own.py",
-    "test_pipeline.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
-
-    items.sort(key=rank)  # a stable sort: each file's tests stay in their order
-
-
 def make_tiny_mnist(n_train: int = 240, n_test: int = 60, seed: int = 0) -> dict[str, np.ndarray]:
     """MNIST-shaped uint8 digits: each class is a fixed random stroke pattern plus noise.
 
